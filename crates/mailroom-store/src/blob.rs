@@ -1,0 +1,160 @@
+//! The blob store: one file per raw message under `data_dir/blobs/`.
+//!
+//! Layout: `blobs/<shard>/<name>`, where the shard is the hour bucket encoded
+//! in the [`BlobId`]. A blob is written by a [`BlobWriter`], fsync'd by
+//! [`BlobWriter::finish`], and its directory is fsync'd by the metadata
+//! commit that first references it (once per directory per group commit).
+//! Blob files are immutable once finished.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use mailroom_types::BlobId;
+
+/// Where raw message bytes live.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the blob directory `root`.
+    pub fn open(root: PathBuf) -> io::Result<BlobStore> {
+        fs::create_dir_all(&root)?;
+        Ok(BlobStore { root })
+    }
+
+    /// The file holding `id`.
+    pub fn path(&self, id: &BlobId) -> PathBuf {
+        self.root.join(id.shard()).join(id.file_name())
+    }
+
+    /// The directory holding `id`.
+    pub fn dir(&self, id: &BlobId) -> PathBuf {
+        self.root.join(id.shard())
+    }
+
+    /// Starts writing a new blob. Fails if `id` already exists, so two
+    /// writers can never share a file.
+    pub fn create(&self, id: BlobId) -> io::Result<BlobWriter> {
+        let dir = self.dir(&id);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            // The new shard directory's own entry must be durable too.
+            sync_dir(&self.root)?;
+        }
+        let path = self.path(&id);
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(BlobWriter { file: Some(file), path, id, written: 0 })
+    }
+
+    /// Reads a whole blob.
+    pub fn read(&self, id: &BlobId) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        File::open(self.path(id))?.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Opens a blob for streaming.
+    pub fn open_blob(&self, id: &BlobId) -> io::Result<File> {
+        File::open(self.path(id))
+    }
+
+    /// Removes a blob; a missing file is not an error.
+    pub fn delete(&self, id: &BlobId) -> io::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Fsyncs a directory so the entries created in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A blob being written. Dropped without [`BlobWriter::finish`], it deletes
+/// its file, so an aborted transfer leaves nothing behind.
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: Option<File>,
+    path: PathBuf,
+    id: BlobId,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// The id of the blob being written.
+    pub fn id(&self) -> &BlobId {
+        &self.id
+    }
+
+    /// Octets written so far.
+    pub fn len(&self) -> u64 {
+        self.written
+    }
+
+    /// True when nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// Appends bytes. Callers batch their writes; this does no buffering.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        let file = self.file.as_mut().ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Fsyncs the file and its directory entry, and hands back the blob's id
+    /// and size: from here on the blob survives a crash.
+    pub fn finish(mut self) -> io::Result<(BlobId, u64)> {
+        let file = self.file.take().ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Err(e) = file.sync_all().and_then(|()| sync_dir(&dir)) {
+            let _ = fs::remove_file(&self.path);
+            return Err(e);
+        }
+        Ok((self.id.clone(), self.written))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailroom_types::IdGenerator;
+    use std::time::SystemTime;
+
+    #[test]
+    fn write_finish_read_and_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let ids = IdGenerator::new(1);
+        let mut w = store.create(ids.blob_id(SystemTime::now())).unwrap();
+        w.write(b"hello ").unwrap();
+        w.write(b"world").unwrap();
+        let (id, size) = w.finish().unwrap();
+        assert_eq!(size, 11);
+        assert_eq!(store.read(&id).unwrap(), b"hello world");
+        assert!(store.create(id.clone()).is_err(), "an existing blob is never overwritten");
+
+        let mut aborted = store.create(ids.blob_id(SystemTime::now())).unwrap();
+        aborted.write(b"partial").unwrap();
+        let path = store.path(aborted.id());
+        drop(aborted);
+        assert!(!path.exists(), "an unfinished blob leaves no file");
+        store.delete(&id).unwrap();
+        store.delete(&id).unwrap();
+    }
+}

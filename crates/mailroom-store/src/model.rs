@@ -1,0 +1,241 @@
+//! The records the store hands out and takes in.
+
+use std::time::SystemTime;
+
+use mailroom_types::{AccountId, Address, BlobId, Domain, DomainId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+
+/// A local domain: mail for any address in it is ours to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    /// Row id.
+    pub id: DomainId,
+    /// The domain name, lower-cased.
+    pub name: Domain,
+}
+
+/// A user account: one address, one password, its own mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Row id.
+    pub id: AccountId,
+    /// The account's address; its local part is stored lower-cased.
+    pub address: Address,
+    /// A PHC-format argon2 hash; never the password itself.
+    pub password_hash: String,
+}
+
+/// The left-hand side of an alias: one address, or every otherwise unknown
+/// address of a domain (the catch-all, written `@domain`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AliasSource {
+    /// Exactly this address.
+    Address(Address),
+    /// Any address of this domain that is neither an account nor an alias.
+    CatchAll(Domain),
+}
+
+impl AliasSource {
+    /// Parses `user@domain` or `@domain`.
+    pub fn parse(s: &str) -> Result<AliasSource, mailroom_types::AddressError> {
+        match s.strip_prefix('@') {
+            Some(domain) => Ok(AliasSource::CatchAll(Domain::parse(domain)?)),
+            None => Ok(AliasSource::Address(Address::parse(s)?)),
+        }
+    }
+
+    /// The domain the alias belongs to.
+    pub fn domain(&self) -> &Domain {
+        match self {
+            AliasSource::Address(a) => a.domain(),
+            AliasSource::CatchAll(d) => d,
+        }
+    }
+
+    /// The stored key: the lower-cased address, or `@domain`.
+    pub fn key(&self) -> String {
+        match self {
+            AliasSource::Address(a) => a.key(),
+            AliasSource::CatchAll(d) => format!("@{d}"),
+        }
+    }
+}
+
+impl std::fmt::Display for AliasSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AliasSource::Address(a) => a.fmt(f),
+            AliasSource::CatchAll(d) => write!(f, "@{d}"),
+        }
+    }
+}
+
+/// One alias row: `source` delivers to the account `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRecord {
+    /// The aliased address or catch-all.
+    pub source: AliasSource,
+    /// A local account's address.
+    pub target: Address,
+}
+
+/// Where a recipient address leads (RFC 5321 §4.1.1.3: decided at RCPT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The domain is not one of ours.
+    NotLocal,
+    /// The domain is ours but no account, alias or catch-all matches.
+    Unknown,
+    /// These accounts receive the message (deduplicated, never empty).
+    Accounts(Vec<AccountId>),
+}
+
+/// The special-use role of a mailbox (RFC 6154).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    /// `\Sent`.
+    Sent,
+    /// `\Drafts`.
+    Drafts,
+    /// `\Trash`.
+    Trash,
+    /// `\Junk`.
+    Junk,
+    /// `\Archive`.
+    Archive,
+}
+
+impl SpecialUse {
+    /// The mailboxes every new account gets besides INBOX, with their roles.
+    pub const DEFAULT_MAILBOXES: [(&'static str, SpecialUse); 5] = [
+        ("Sent", SpecialUse::Sent),
+        ("Drafts", SpecialUse::Drafts),
+        ("Trash", SpecialUse::Trash),
+        ("Junk", SpecialUse::Junk),
+        ("Archive", SpecialUse::Archive),
+    ];
+
+    /// The RFC 6154 attribute, e.g. `\Sent`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Archive => "\\Archive",
+        }
+    }
+}
+
+/// A mailbox (folder) of an account, with the counters IMAP needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRecord {
+    /// Row id; stable across renames.
+    pub id: MailboxId,
+    /// The owning account.
+    pub account: AccountId,
+    /// Full name with `/` as hierarchy delimiter; `INBOX` is always spelt so.
+    pub name: String,
+    /// RFC 9051 §2.3.1.1 UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// The UID the next message will get.
+    pub uid_next: Uid,
+    /// RFC 7162 HIGHESTMODSEQ: the modseq of the latest change.
+    pub highest_modseq: ModSeq,
+    /// RFC 6154 role, if any.
+    pub special_use: Option<SpecialUse>,
+    /// RFC 9051 §6.3.10 subscription state.
+    pub subscribed: bool,
+}
+
+/// A small copy of a message's main headers, so listing and simple searches
+/// need not open the blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderCache {
+    /// The `From:` header, decoded, at most 256 characters.
+    pub from: String,
+    /// The `To:` header, decoded, at most 256 characters.
+    pub to: String,
+    /// The `Subject:` header, decoded, at most 256 characters.
+    pub subject: String,
+    /// The `Message-ID:` header, at most 256 characters.
+    pub message_id: String,
+    /// The `Date:` header as Unix seconds, when it parses.
+    pub date: Option<i64>,
+}
+
+/// A message about to be stored; its blob must already be durable
+/// (see [`crate::BlobWriter::finish`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The raw RFC 5322 bytes.
+    pub blob: BlobId,
+    /// Size of the raw bytes in octets (RFC822.SIZE).
+    pub size: u64,
+    /// The IMAP INTERNALDATE: when the message arrived.
+    pub internal_date: SystemTime,
+    /// Initial system flags.
+    pub flags: Flags,
+    /// Initial keywords.
+    pub keywords: Vec<String>,
+    /// Header cache for listings.
+    pub headers: HeaderCache,
+}
+
+/// A stored message as a mailbox lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The mailbox holding it.
+    pub mailbox: MailboxId,
+    /// Its UID in that mailbox.
+    pub uid: Uid,
+    /// The modseq of its last change.
+    pub modseq: ModSeq,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords, sorted, without duplicates.
+    pub keywords: Vec<String>,
+    /// Arrival time (INTERNALDATE), whole seconds.
+    pub internal_date: SystemTime,
+    /// Octets of the raw message.
+    pub size: u64,
+    /// Where the raw bytes are.
+    pub blob: BlobId,
+    /// Cached headers.
+    pub headers: HeaderCache,
+}
+
+/// How a flag update applies (IMAP STORE `FLAGS`, `+FLAGS`, `-FLAGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// Replace the flags and keywords.
+    Replace,
+    /// Add to them.
+    Add,
+    /// Remove from them.
+    Remove,
+}
+
+/// The result of a flag update for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// The message.
+    pub uid: Uid,
+    /// Its modseq after the update (unchanged when the update changed nothing).
+    pub modseq: ModSeq,
+    /// Its flags after the update.
+    pub flags: Flags,
+    /// Its keywords after the update.
+    pub keywords: Vec<String>,
+}
+
+/// What changed in a mailbox, broadcast to every interested session (IMAP
+/// IDLE, webmail refresh) after the change has committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// The account owning the mailbox.
+    pub account: AccountId,
+    /// The mailbox that changed.
+    pub mailbox: MailboxId,
+    /// Its HIGHESTMODSEQ after the change.
+    pub modseq: ModSeq,
+}

@@ -1,0 +1,380 @@
+//! Mailboxes and messages: UIDs, mod-sequences, flags, expunge.
+//!
+//! Implementation notes (RFC 9051 §2.3.1.1, RFC 7162 §3.1):
+//! - A mailbox's `uid_next` and `highest_modseq` only ever grow, and only
+//!   inside the writer's transaction, so two arrivals can never share a UID
+//!   and an expunged UID is never handed out again.
+//! - `highest_modseq` starts at 1 (an empty mailbox still reports a valid
+//!   mod-sequence); every arrival, every flag update that changes something,
+//!   and every expunge takes `highest_modseq + 1`. A message's `modseq` is
+//!   the value of its last change.
+//! - UIDVALIDITY is `max(now, last + 1)` with `last` kept in `meta`, so it is
+//!   unique across the whole store and increases even within one second.
+
+use mailroom_types::{AccountId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::convert::{self, Db};
+use super::writer::Effects;
+use crate::{
+    ChangeEvent, FlagChange, FlagOp, HeaderCache, MailboxRecord, MessageRecord, NewMessage, Result, SpecialUse,
+    StoreError,
+};
+
+/// Hands out the next UIDVALIDITY: the clock's Unix time, or one more than
+/// the last value handed out if the clock has not moved past it.
+fn next_uid_validity(conn: &Connection, now: i64) -> Result<UidValidity> {
+    let last: i64 = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'last_uid_validity'")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()?;
+    let next = now.max(last + 1).max(1);
+    let value = u32::try_from(next).ok().and_then(UidValidity::new).ok_or_else(|| {
+        StoreError::Conflict("UIDVALIDITY values are exhausted (past 2^32-1); the clock may be wrong".into())
+    })?;
+    conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_uid_validity'").db()?.execute([next]).db()?;
+    Ok(value)
+}
+
+/// Creates a mailbox, subscribed, with a fresh UIDVALIDITY.
+pub(crate) fn create_mailbox(
+    conn: &Connection,
+    now: i64,
+    account: AccountId,
+    name: &str,
+    special_use: Option<SpecialUse>,
+) -> Result<MailboxId> {
+    let uid_validity = next_uid_validity(conn, now)?;
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO mailboxes (account_id, name, uid_validity, special_use) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .db()?
+        .execute((account.0, name, uid_validity.get(), convert::special_use_param(special_use)))
+        .db()?;
+    if n == 0 {
+        return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
+    }
+    Ok(MailboxId(conn.last_insert_rowid()))
+}
+
+/// Takes the next UID of a mailbox and bumps its HIGHESTMODSEQ, returning
+/// (mailbox, account, uid, modseq). `None` when no row matched.
+fn take_uid(row: Option<(i64, i64, i64, i64)>) -> Result<Option<(MailboxId, AccountId, Uid, ModSeq)>> {
+    let Some((mailbox, account, uid, modseq)) = row else { return Ok(None) };
+    // RFC 9051 §2.3.1.1: UIDs are 32-bit; a mailbox that has used them all
+    // cannot take more mail without a new UIDVALIDITY.
+    let uid = u32::try_from(uid)
+        .ok()
+        .and_then(Uid::new)
+        .ok_or_else(|| StoreError::Conflict(format!("mailbox {mailbox} has used every UID")))?;
+    Ok(Some((MailboxId(mailbox), AccountId(account), uid, convert::modseq(modseq)?)))
+}
+
+fn insert_message(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uid: Uid,
+    modseq: ModSeq,
+    message: &NewMessage,
+    keywords: &str,
+) -> Result<()> {
+    let h = &message.headers;
+    conn.prepare_cached(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob_id,
+                               hdr_from, hdr_to, hdr_subject, hdr_message_id, hdr_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .db()?
+    .execute(rusqlite::params![
+        mailbox.0,
+        uid.get(),
+        convert::modseq_param(modseq),
+        message.flags.bits(),
+        keywords,
+        mailroom_types::time::unix_seconds(message.internal_date),
+        convert::size_param(message.size),
+        message.blob.as_str(),
+        h.from,
+        h.to,
+        h.subject,
+        h.message_id,
+        h.date,
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// One copy per recipient into its INBOX: two statements per recipient
+/// (claim UID and modseq, insert the row).
+pub(crate) fn deliver(
+    conn: &Connection,
+    effects: &mut Effects,
+    message: &NewMessage,
+    recipients: &[AccountId],
+) -> Result<Vec<(MailboxId, Uid)>> {
+    let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
+    let mut out = Vec::with_capacity(recipients.len());
+    for &account in recipients {
+        let row = conn
+            .prepare_cached(
+                "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                 WHERE account_id = ?1 AND name = 'INBOX'
+                 RETURNING id, account_id, uid_next - 1, highest_modseq",
+            )
+            .db()?
+            .query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()
+            .db()?;
+        let (mailbox, _, uid, modseq) =
+            take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))?;
+        insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
+        effects.events.push(ChangeEvent { account, mailbox, modseq });
+        out.push((mailbox, uid));
+    }
+    Ok(out)
+}
+
+pub(crate) fn append(
+    conn: &Connection,
+    effects: &mut Effects,
+    mailbox: MailboxId,
+    message: &NewMessage,
+) -> Result<(Uid, ModSeq)> {
+    let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
+    let row = conn
+        .prepare_cached(
+            "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+             WHERE id = ?1
+             RETURNING id, account_id, uid_next - 1, highest_modseq",
+        )
+        .db()?
+        .query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()
+        .db()?;
+    let (mailbox, account, uid, modseq) =
+        take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
+    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    Ok((uid, modseq))
+}
+
+/// The owner and HIGHESTMODSEQ of a mailbox, or NotFound.
+fn mailbox_state(conn: &Connection, mailbox: MailboxId) -> Result<(AccountId, ModSeq)> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT account_id, highest_modseq FROM mailboxes WHERE id = ?1")
+        .db()?
+        .query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?;
+    let (account, modseq) = row.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    Ok((AccountId(account), convert::modseq(modseq)?))
+}
+
+/// Bumps a mailbox's HIGHESTMODSEQ once and returns the new value.
+fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq> {
+    let m: i64 = conn
+        .prepare_cached(
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+        )
+        .db()?
+        .query_row([mailbox.0], |r| r.get(0))
+        .db()?;
+    convert::modseq(m)
+}
+
+/// The UIDs in ascending order without duplicates.
+fn sorted(uids: &[Uid]) -> Vec<Uid> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// Applies a STORE (RFC 9051 §6.4.6) with RFC 7162 §3.1.3 semantics: every
+/// message that really changes gets the same new modseq; a no-op keeps its
+/// modseq but is still reported; with UNCHANGEDSINCE, newer messages are
+/// skipped and not reported. Results are in UID order.
+#[expect(clippy::too_many_arguments, reason = "the trait method's arguments plus the connection and effects")]
+pub(crate) fn store_flags(
+    conn: &Connection,
+    effects: &mut Effects,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    op: FlagOp,
+    flags: Flags,
+    keywords: &[String],
+    unchanged_since: Option<ModSeq>,
+) -> Result<Vec<FlagChange>> {
+    let (account, _) = mailbox_state(conn, mailbox)?;
+    let keywords = convert::normalize_keywords(keywords)?;
+    let mut out = Vec::with_capacity(uids.len());
+    let mut changed = Vec::new();
+    {
+        let mut select = conn
+            .prepare_cached("SELECT modseq, flags, keywords FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+            .db()?;
+        for uid in sorted(uids) {
+            let row: Option<(i64, u8, String)> =
+                select.query_row((mailbox.0, uid.get()), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional().db()?;
+            let Some((modseq, old_flags, old_keywords)) = row else { continue };
+            let modseq = convert::modseq(modseq)?;
+            if unchanged_since.is_some_and(|since| modseq > since) {
+                continue;
+            }
+            let old_flags = Flags::from_bits(old_flags);
+            let old_keywords = convert::keywords(&old_keywords);
+            let (new_flags, new_keywords) = apply(op, old_flags, &old_keywords, flags, &keywords);
+            if new_flags != old_flags || new_keywords != old_keywords {
+                changed.push(out.len());
+            }
+            out.push(FlagChange { uid, modseq, flags: new_flags, keywords: new_keywords });
+        }
+    }
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    let modseq = bump_modseq(conn, mailbox)?;
+    let mut update = conn
+        .prepare_cached("UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2")
+        .db()?;
+    for i in changed {
+        let change = &mut out[i];
+        change.modseq = modseq;
+        update
+            .execute((
+                mailbox.0,
+                change.uid.get(),
+                change.flags.bits(),
+                convert::keywords_param(&change.keywords),
+                convert::modseq_param(modseq),
+            ))
+            .db()?;
+    }
+    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    Ok(out)
+}
+
+/// The flags and keywords after `op`; both keyword lists are sorted and
+/// deduplicated, and so is the result.
+fn apply(op: FlagOp, flags: Flags, keywords: &[String], arg: Flags, arg_keywords: &[String]) -> (Flags, Vec<String>) {
+    match op {
+        FlagOp::Replace => (arg, arg_keywords.to_vec()),
+        FlagOp::Add => {
+            let mut k: Vec<String> = keywords.iter().chain(arg_keywords).cloned().collect();
+            k.sort_unstable();
+            k.dedup();
+            (flags.union(arg), k)
+        }
+        FlagOp::Remove => {
+            let k = keywords.iter().filter(|k| !arg_keywords.contains(k)).cloned().collect();
+            (flags.difference(arg), k)
+        }
+    }
+}
+
+/// Removes messages, records them for QRESYNC with one new modseq, and
+/// hands their blobs to the writer for deletion if nothing else uses them.
+pub(crate) fn expunge(conn: &Connection, effects: &mut Effects, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+    let (account, _) = mailbox_state(conn, mailbox)?;
+    let mut removed = Vec::new();
+    {
+        let mut delete =
+            conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING blob_id").db()?;
+        for uid in sorted(uids) {
+            let blob: Option<String> = delete.query_row((mailbox.0, uid.get()), |r| r.get(0)).optional().db()?;
+            if let Some(blob) = blob {
+                effects.released_blobs.push(convert::blob_id(&blob)?);
+                removed.push(uid);
+            }
+        }
+    }
+    if removed.is_empty() {
+        return Ok(removed);
+    }
+    let modseq = bump_modseq(conn, mailbox)?;
+    let mut record = conn.prepare_cached("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)").db()?;
+    for uid in &removed {
+        record.execute((mailbox.0, uid.get(), convert::modseq_param(modseq))).db()?;
+    }
+    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    Ok(removed)
+}
+
+const MAILBOX_COLUMNS: &str = "id, account_id, name, uid_validity, uid_next, highest_modseq, special_use, subscribed";
+
+fn mailbox_row(row: &rusqlite::Row<'_>) -> Result<MailboxRecord> {
+    let uid_next: i64 = row.get(4).db()?;
+    Ok(MailboxRecord {
+        id: MailboxId(row.get(0).db()?),
+        account: AccountId(row.get(1).db()?),
+        name: row.get(2).db()?,
+        uid_validity: convert::uid_validity(row.get(3).db()?)?,
+        // Past the last UID the counter may read 2^32, which no UID can
+        // hold; report the largest instead (the mailbox is full).
+        uid_next: convert::uid(uid_next.min(i64::from(u32::MAX)))?,
+        highest_modseq: convert::modseq(row.get(5).db()?)?,
+        special_use: convert::special_use(row.get(6).db()?)?,
+        subscribed: row.get(7).db()?,
+    })
+}
+
+/// INBOX first, then the others by name.
+pub(crate) fn mailboxes(conn: &Connection, account: AccountId) -> Result<Vec<MailboxRecord>> {
+    let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name <> 'INBOX', name");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query([account.0]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(mailbox_row(row)?);
+    }
+    Ok(out)
+}
+
+/// RFC 9051 §5.1: INBOX is case-insensitive; every other name is exact.
+pub(crate) fn mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+    let name = if name.eq_ignore_ascii_case("INBOX") { "INBOX" } else { name };
+    let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query((account.0, name)).db()?;
+    match rows.next().db()? {
+        Some(row) => mailbox_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+    mailbox_state(conn, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid, modseq, flags, keywords, internal_date, size, blob_id,
+                    hdr_from, hdr_to, hdr_subject, hdr_message_id, hdr_date
+             FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+        )
+        .db()?;
+    let mut rows = stmt.query([mailbox.0]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let keywords: String = row.get(3).db()?;
+        let blob: String = row.get(6).db()?;
+        out.push(MessageRecord {
+            mailbox,
+            uid: convert::uid(row.get(0).db()?)?,
+            modseq: convert::modseq(row.get(1).db()?)?,
+            flags: Flags::from_bits(row.get(2).db()?),
+            keywords: convert::keywords(&keywords),
+            internal_date: convert::time(row.get(4).db()?),
+            size: convert::size(row.get(5).db()?)?,
+            blob: convert::blob_id(&blob)?,
+            headers: HeaderCache {
+                from: row.get(7).db()?,
+                to: row.get(8).db()?,
+                subject: row.get(9).db()?,
+                message_id: row.get(10).db()?,
+                date: row.get(11).db()?,
+            },
+        });
+    }
+    Ok(out)
+}

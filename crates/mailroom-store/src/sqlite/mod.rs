@@ -1,0 +1,259 @@
+//! The SQLite backend: the embedded default.
+//!
+//! Files: the database at `data_dir/mailroom.sqlite3` (WAL mode, so the
+//! admin CLI may open it while the server runs), blobs under
+//! `data_dir/blobs`.
+//!
+//! Concurrency: all writes of a process go through one writer thread that
+//! group-commits concurrent jobs ([`writer`]); reads use a small pool of
+//! separate connections on tokio's blocking threads ([`read`]), so no read
+//! waits for the writer. Between processes, SQLite's own locking (with
+//! `busy_timeout`) serializes the writers.
+//!
+//! Module map: [`migrate`] (embedded numbered schema files), [`convert`]
+//! (errors and value mapping), [`accounts`] (domains, accounts, aliases),
+//! [`messages`] (mailboxes, messages, flags, expunge).
+
+mod accounts;
+mod convert;
+mod messages;
+mod migrate;
+mod read;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_types::{AccountId, Address, Clock, Domain, DomainId, Flags, MailboxId, ModSeq, Uid};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
+
+use self::convert::Db;
+use self::read::ReadPool;
+use self::writer::WriterHandle;
+use crate::{
+    AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, DomainRecord, FlagChange, FlagOp, MailStore,
+    MailboxRecord, MessageRecord, NewMessage, Resolution, Result, StoreError, StoreOptions,
+};
+
+/// How long a connection waits for another process's lock before giving up
+/// with a temporary error.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many events a slow subscriber may fall behind before it is told it
+/// lagged (and must re-read its mailbox).
+const EVENT_CAPACITY: usize = 1024;
+
+/// The SQLite store. Cheap to clone: every clone shares one writer thread,
+/// one read pool and one event channel; the writer stops when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: WriterHandle,
+    readers: Arc<ReadPool>,
+    blobs: BlobStore,
+    events: broadcast::Sender<ChangeEvent>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Opens a connection with the settings every connection needs.
+///
+/// `synchronous=FULL` makes each commit fsync the WAL, which is what the
+/// durability contract promises; `foreign_keys` is per connection in
+/// SQLite and off by default.
+fn open_connection(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.pragma_update(None, "synchronous", "FULL").db()?;
+    conn.pragma_update(None, "foreign_keys", true).db()?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// The schema version this binary creates and understands.
+    pub const SCHEMA_VERSION: u32 = migrate::LATEST;
+
+    /// The database file's name inside the data directory.
+    pub const DB_FILE: &'static str = "mailroom.sqlite3";
+
+    /// Opens (creating if needed) the store under `options.data_dir`,
+    /// applies pending migrations and starts the writer thread.
+    ///
+    /// Fails with [`StoreError::Corrupt`] if the database was written by a
+    /// newer Mailroom, and with a temporary error if another process holds
+    /// the write lock for longer than the busy timeout.
+    pub async fn open(options: &StoreOptions) -> Result<SqliteStore> {
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&options))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store open task failed: {e}")))?
+    }
+
+    fn open_blocking(options: &StoreOptions) -> Result<SqliteStore> {
+        std::fs::create_dir_all(&options.data_dir)?;
+        let blobs = BlobStore::open(options.data_dir.join("blobs"))?;
+        let path = options.data_dir.join(Self::DB_FILE);
+        let mut conn = open_connection(&path)?;
+        // WAL is a property of the file: set once, every later connection
+        // (including another process's) uses it.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("cannot switch {} to WAL mode (got {mode})", path.display())));
+        }
+        let now = mailroom_types::time::unix_seconds(options.clock.now());
+        migrate::migrate(&mut conn, now)?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let writer = writer::spawn(conn, blobs.clone(), events.clone())?;
+        let inner =
+            Inner { writer, readers: Arc::new(ReadPool::new(path)), blobs, events, clock: options.clock.clone() };
+        Ok(SqliteStore { inner: Arc::new(inner) })
+    }
+
+    /// Unix seconds from the store's clock.
+    fn now(&self) -> i64 {
+        mailroom_types::time::unix_seconds(self.inner.clock.now())
+    }
+
+    async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        // One deferred transaction per call, so multi-statement reads see a
+        // single snapshot.
+        self.inner
+            .readers
+            .read(move |conn| {
+                let tx = conn.transaction().db()?;
+                let value = read(&tx)?;
+                tx.finish().db()?;
+                Ok(value)
+            })
+            .await
+    }
+}
+
+impl MailStore for SqliteStore {
+    async fn add_domain(&self, name: &Domain) -> Result<DomainId> {
+        let name = name.clone();
+        self.inner.writer.write(move |conn, _| accounts::add_domain(conn, &name)).await
+    }
+
+    async fn list_domains(&self) -> Result<Vec<DomainRecord>> {
+        self.read(accounts::list_domains).await
+    }
+
+    async fn delete_domain(&self, name: &Domain) -> Result<()> {
+        let name = name.clone();
+        self.inner.writer.write(move |conn, _| accounts::delete_domain(conn, &name)).await
+    }
+
+    async fn add_account(&self, address: &Address, password_hash: &str) -> Result<AccountId> {
+        let (address, hash, now) = (address.clone(), password_hash.to_string(), self.now());
+        self.inner.writer.write(move |conn, _| accounts::add_account(conn, now, &address, &hash)).await
+    }
+
+    async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<AccountRecord>> {
+        let domain = domain.cloned();
+        self.read(move |conn| accounts::list_accounts(conn, domain.as_ref())).await
+    }
+
+    async fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
+        let address = address.clone();
+        self.read(move |conn| accounts::account(conn, &address)).await
+    }
+
+    async fn set_password(&self, address: &Address, password_hash: &str) -> Result<()> {
+        let (address, hash) = (address.clone(), password_hash.to_string());
+        self.inner.writer.write(move |conn, _| accounts::set_password(conn, &address, &hash)).await
+    }
+
+    async fn delete_account(&self, address: &Address) -> Result<()> {
+        let address = address.clone();
+        self.inner.writer.write(move |conn, fx| accounts::delete_account(conn, fx, &address)).await
+    }
+
+    async fn add_alias(&self, source: &AliasSource, target: &Address) -> Result<()> {
+        let (source, target) = (source.clone(), target.clone());
+        self.inner.writer.write(move |conn, _| accounts::add_alias(conn, &source, &target)).await
+    }
+
+    async fn list_aliases(&self, domain: Option<&Domain>) -> Result<Vec<AliasRecord>> {
+        let domain = domain.cloned();
+        self.read(move |conn| accounts::list_aliases(conn, domain.as_ref())).await
+    }
+
+    async fn delete_alias(&self, source: &AliasSource, target: Option<&Address>) -> Result<()> {
+        let (source, target) = (source.clone(), target.cloned());
+        self.inner.writer.write(move |conn, _| accounts::delete_alias(conn, &source, target.as_ref())).await
+    }
+
+    async fn resolve_recipient(&self, address: &Address) -> Result<Resolution> {
+        let address = address.clone();
+        self.read(move |conn| accounts::resolve_recipient(conn, &address)).await
+    }
+
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
+        self.read(move |conn| messages::mailboxes(conn, account)).await
+    }
+
+    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+        let name = name.to_string();
+        self.read(move |conn| messages::mailbox(conn, account, &name)).await
+    }
+
+    async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (message, recipients) = (message.clone(), recipients.to_vec());
+        self.inner.writer.write(move |conn, fx| messages::deliver(conn, fx, &message, &recipients)).await
+    }
+
+    async fn append(&self, mailbox: MailboxId, message: &NewMessage) -> Result<(Uid, ModSeq)> {
+        let message = message.clone();
+        self.inner.writer.write(move |conn, fx| messages::append(conn, fx, mailbox, &message)).await
+    }
+
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        self.read(move |conn| messages::messages(conn, mailbox)).await
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<Vec<FlagChange>> {
+        let (uids, keywords) = (uids.to_vec(), keywords.to_vec());
+        self.inner
+            .writer
+            .write(move |conn, fx| {
+                messages::store_flags(conn, fx, mailbox, &uids, op, flags, &keywords, unchanged_since)
+            })
+            .await
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let uids = uids.to_vec();
+        self.inner.writer.write(move |conn, fx| messages::expunge(conn, fx, mailbox, &uids)).await
+    }
+
+    fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,76 @@
+//! A small pool of read-only connections used from `spawn_blocking`.
+//!
+//! In WAL mode readers never block the writer nor each other, and each read
+//! transaction sees the last commit made before it began; so a caller that
+//! got a write's reply always reads that write back. The pool is bounded by
+//! a semaphore; connections are opened lazily and reused.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+
+use super::open_connection;
+use crate::{Result, StoreError};
+
+/// How many reads run at once; more wait for a free connection.
+pub(crate) const READERS: usize = 4;
+
+/// Read connections to the database file.
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    /// A pool for the database at `path`; opens nothing yet.
+    pub(crate) fn new(path: PathBuf) -> ReadPool {
+        ReadPool { path, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(READERS)) }
+    }
+
+    /// Runs `read` on a pooled connection in the blocking thread pool.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("store read pool closed".into()))?;
+        let pool = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.take()?;
+            let result = read(&mut conn);
+            pool.put(conn);
+            result
+        });
+        task.await.map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = open_connection(&self.path)?;
+                // A reader must never write, whatever a bug asks of it.
+                conn.pragma_update(None, "query_only", true).map_err(super::convert::db_error)?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        // A connection left inside a transaction by a failed read would pin
+        // an old snapshot; drop it instead of reusing it.
+        if conn.is_autocommit() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+    }
+}
