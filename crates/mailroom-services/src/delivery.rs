@@ -1,0 +1,82 @@
+//! Local delivery: an accepted message whose bytes are durable goes into the
+//! INBOX of every local recipient, in one transaction.
+
+use std::time::SystemTime;
+
+use mailroom_store::{MailStore, NewMessage, StoreError};
+use mailroom_types::{AccountId, BlobId, Flags, MailboxId, Uid};
+
+use crate::message::header_cache;
+
+/// The accounts a message goes to, each once, in the order first named.
+///
+/// Two RCPTs that lead to one account (an alias and the address itself,
+/// say) deliver a single copy, as users expect.
+#[derive(Debug, Default, Clone)]
+pub struct LocalRecipients(Vec<AccountId>);
+
+impl LocalRecipients {
+    /// Adds accounts, skipping ones already present.
+    pub fn extend(&mut self, accounts: &[AccountId]) {
+        for a in accounts {
+            if !self.0.contains(a) {
+                self.0.push(*a);
+            }
+        }
+    }
+
+    /// The accounts.
+    pub fn as_slice(&self) -> &[AccountId] {
+        &self.0
+    }
+
+    /// True when no account was added.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A finished, fsync'd blob ready to be delivered.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// Where the bytes are.
+    pub blob: BlobId,
+    /// Their length.
+    pub size: u64,
+    /// The first bytes of the message (at least its header section), for
+    /// the header cache.
+    pub head: Vec<u8>,
+    /// Arrival time.
+    pub received_at: SystemTime,
+}
+
+/// Commits a message into the INBOX of each recipient; returns once durable.
+pub async fn deliver_local<S: MailStore>(
+    store: &S,
+    message: &StoredMessage,
+    recipients: &LocalRecipients,
+) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
+    let new = NewMessage {
+        blob: message.blob.clone(),
+        size: message.size,
+        internal_date: message.received_at,
+        flags: Flags::empty(),
+        keywords: Vec::new(),
+        headers: header_cache(&message.head),
+    };
+    store.deliver(&new, recipients.as_slice()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_are_deduplicated_in_order() {
+        let mut r = LocalRecipients::default();
+        assert!(r.is_empty());
+        r.extend(&[AccountId(3), AccountId(1)]);
+        r.extend(&[AccountId(1), AccountId(2)]);
+        assert_eq!(r.as_slice(), &[AccountId(3), AccountId(1), AccountId(2)]);
+    }
+}

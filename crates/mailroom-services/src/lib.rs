@@ -1,0 +1,18 @@
+//! Mailroom's services: what the protocol front ends share.
+//!
+//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`accounts`]: password hashing and the administrative operations on
+//!   domains, accounts and aliases, with their validation.
+//! - [`delivery`]: local delivery of an accepted message into mailboxes.
+//! - [`message`]: small helpers over mail-parser (the header cache).
+//! - [`net`]: what every listener shares: connection limits and shutdown.
+//!
+//! Front ends (SMTP, and later IMAP, POP3, webmail) never call each other;
+//! they meet here and in the store. This crate reads no wall clock and no
+//! environment: it receives a [`mailroom_types::Clock`] and a [`config::Config`].
+
+pub mod accounts;
+pub mod config;
+pub mod delivery;
+pub mod message;
+pub mod net;
