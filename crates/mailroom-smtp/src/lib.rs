@@ -1,0 +1,47 @@
+//! Mailroom's SMTP front end (RFC 5321): the tokio driver that runs the
+//! sans-IO [`mailroom_smtp_proto::Server`] over a socket and answers its
+//! decisions with the store and services.
+//!
+//! - [`listener`]: the accept loop, connection limits, graceful shutdown.
+//! - [`session`]: one connection: read, feed, decide, write; generic over
+//!   the stream so tests run it over an in-memory duplex.
+//! - [`trace`]: the `Return-Path:` and `Received:` headers (RFC 5321 §4.4).
+//!
+//! What it deliberately does not do: parse SMTP (the proto crate does), or
+//! know SQL (the store does). The `smtp` listener accepts mail for local
+//! domains only: it is never an open relay.
+
+pub mod listener;
+pub mod session;
+mod sink;
+pub mod trace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_services::net::ConnectionLimiter;
+use mailroom_store::AnyStore;
+use mailroom_types::{Clock, IdGenerator};
+
+pub use listener::serve;
+pub use session::run_session;
+
+/// Everything an SMTP session needs, shared by all sessions of a listener.
+pub struct SmtpContext {
+    /// The name in the greeting and in `Received:` headers.
+    pub hostname: String,
+    /// Protocol limits handed to the state machine.
+    pub limits: mailroom_smtp_proto::Limits,
+    /// Idle time allowed while waiting for a command.
+    pub command_timeout: Duration,
+    /// Idle time allowed while waiting for message data.
+    pub data_timeout: Duration,
+    /// Where mail is delivered.
+    pub store: AnyStore,
+    /// The time source for `Received:` dates and INTERNALDATE.
+    pub clock: Arc<dyn Clock>,
+    /// Queue and blob ids.
+    pub ids: Arc<IdGenerator>,
+    /// Connection limits shared with every other listener.
+    pub connections: Arc<ConnectionLimiter>,
+}

@@ -1,0 +1,254 @@
+//! One SMTP connection: read, feed the state machine, answer its decisions,
+//! write. Generic over the stream so transcript tests run it in memory.
+//!
+//! Implementation notes:
+//! - Output is flushed whenever the state machine needs input, which is what
+//!   RFC 2920 §3.1 asks of a pipelining server; it is never held while the
+//!   session waits on the network.
+//! - A 2xx to the end of data is written only after [`deliver_local`] has
+//!   returned, i.e. after the blob is fsync'd and the metadata committed.
+//! - Reads are bounded (one buffer of [`READ_CHUNK`]); the state machine keeps
+//!   its own buffer bounded; message data spills to disk as it arrives.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mailroom_services::delivery::{LocalRecipients, deliver_local};
+use mailroom_services::net::Shutdown;
+use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
+use mailroom_store::{MailStore, Resolution, StoreError};
+use mailroom_types::{Address, Domain, QueueId};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::SmtpContext;
+use crate::sink::Sink;
+use crate::trace::{TraceInfo, trace_headers, with_protocol};
+
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What a finished session did, for its summary log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Messages accepted with a 2xx.
+    pub accepted: u32,
+    /// Messages refused at the end of data.
+    pub refused: u32,
+}
+
+/// The transaction between MAIL and the end of data.
+#[derive(Default)]
+struct Transaction {
+    reverse_path: Option<ReversePath>,
+    forward_paths: Vec<String>,
+    recipients: LocalRecipients,
+    sink: Option<(QueueId, Sink)>,
+}
+
+fn reply(code: u16, e: (u8, u16, u16), text: impl Into<String>) -> Reply {
+    Reply::new(code, Some(EnhancedCode(e.0, e.1, e.2)), text)
+}
+
+fn temporary_failure() -> Reply {
+    reply(451, (4, 3, 0), "Error: internal error, try again later")
+}
+
+/// Runs one session to its end. The caller owns connection limits.
+pub async fn run_session<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    ctx: &SmtpContext,
+    mut shutdown: Shutdown,
+) -> io::Result<SessionSummary>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut server = Server::new(ServerConfig { hostname: ctx.hostname.clone(), limits: ctx.limits.clone() });
+    let mut txn = Transaction::default();
+    let mut summary = SessionSummary::default();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match server.next() {
+            Event::NeedInput => {
+                write_output(&mut stream, &mut server).await?;
+                if shutdown.is_triggered() && !server.is_receiving_data() {
+                    server.close_with(shutting_down(ctx));
+                    continue;
+                }
+                let timeout = if server.is_receiving_data() { ctx.data_timeout } else { ctx.command_timeout };
+                match read_or_stop(&mut stream, &mut buf, timeout, &mut shutdown).await? {
+                    ReadOutcome::Data(n) => server.feed(&buf[..n]),
+                    ReadOutcome::Eof => {
+                        debug!("client closed the connection");
+                        break;
+                    }
+                    ReadOutcome::TimedOut => {
+                        info!("idle timeout");
+                        server.close_with(reply(421, (4, 4, 2), format!("{} Error: timeout exceeded", ctx.hostname)));
+                    }
+                    ReadOutcome::ShuttingDown => server.set_shutting_down(),
+                }
+            }
+            Event::Mail { reverse_path, params: _ } => {
+                txn = Transaction { reverse_path: Some(reverse_path), ..Transaction::default() };
+                server.accept();
+            }
+            Event::Rcpt { forward_path, params: _ } => match resolve(ctx, &forward_path).await {
+                Ok((shown, accounts)) => {
+                    txn.forward_paths.push(shown);
+                    txn.recipients.extend(&accounts);
+                    server.accept();
+                }
+                Err(r) => server.reject(r),
+            },
+            Event::DataStart => {
+                let now = ctx.clock.now();
+                let id = ctx.ids.queue_id(now);
+                let reverse_path = txn.reverse_path.clone().unwrap_or(ReversePath::Null);
+                let single = (txn.forward_paths.len() == 1).then(|| txn.forward_paths[0].as_str());
+                let info = TraceInfo {
+                    helo: server.helo().unwrap_or("unknown"),
+                    peer: peer.ip(),
+                    hostname: &ctx.hostname,
+                    protocol: with_protocol(server.is_extended(), false, server.transaction_smtputf8()),
+                    id: &id,
+                    single_recipient: single,
+                    date: now,
+                };
+                let prefix = trace_headers(&reverse_path, &info);
+                let sink = Sink::new(ctx.store.blobs().clone(), ctx.ids.blob_id(now), prefix);
+                txn.sink = Some((id, sink));
+                server.accept();
+            }
+            Event::Data(bytes) => {
+                if let Some((_, sink)) = txn.sink.as_mut() {
+                    sink.push(&bytes).await;
+                }
+            }
+            Event::MessageEnd => {
+                let outcome = finish_message(ctx, &mut txn).await;
+                if outcome.is_positive() {
+                    summary.accepted += 1
+                } else {
+                    summary.refused += 1
+                }
+                server.complete(outcome);
+                txn = Transaction::default();
+            }
+            Event::MessageAborted => {
+                summary.refused += 1;
+                txn = Transaction::default();
+            }
+            Event::Close => {
+                write_output(&mut stream, &mut server).await?;
+                break;
+            }
+        }
+    }
+    let _ = stream.shutdown().await;
+    Ok(summary)
+}
+
+fn shutting_down(ctx: &SmtpContext) -> Reply {
+    reply(421, (4, 3, 2), format!("{} Service shutting down", ctx.hostname))
+}
+
+async fn write_output<S: AsyncWrite + Unpin>(stream: &mut S, server: &mut Server) -> io::Result<()> {
+    let out = server.take_output();
+    if !out.is_empty() {
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    TimedOut,
+    ShuttingDown,
+}
+
+async fn read_or_stop<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+    timeout: Duration,
+    shutdown: &mut Shutdown,
+) -> io::Result<ReadOutcome> {
+    let already = shutdown.is_triggered();
+    tokio::select! {
+        r = tokio::time::timeout(timeout, stream.read(buf)) => match r {
+            Ok(Ok(0)) => Ok(ReadOutcome::Eof),
+            Ok(Ok(n)) => Ok(ReadOutcome::Data(n)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(ReadOutcome::TimedOut),
+        },
+        _ = shutdown.triggered(), if !already => Ok(ReadOutcome::ShuttingDown),
+    }
+}
+
+/// Decides a recipient (RFC 5321 §4.1.1.3): the address shown in trace
+/// headers and the accounts it leads to, or the refusal.
+async fn resolve(ctx: &SmtpContext, path: &ForwardPath) -> Result<(String, Vec<mailroom_types::AccountId>), Reply> {
+    let address = match path {
+        ForwardPath::Address(a) => a.clone(),
+        ForwardPath::Postmaster => postmaster_address(ctx).await?,
+    };
+    match ctx.store.resolve_recipient(&address).await {
+        Ok(Resolution::Accounts(accounts)) => Ok((address.to_string(), accounts)),
+        Ok(Resolution::Unknown) => {
+            Err(reply(550, (5, 1, 1), format!("<{address}>: Recipient address rejected: User unknown")))
+        }
+        // No relaying on this listener, ever (design.md, "No open relay").
+        Ok(Resolution::NotLocal) => Err(reply(554, (5, 7, 1), format!("<{address}>: Relay access denied"))),
+        Err(e) => Err(store_failure(&e)),
+    }
+}
+
+/// `RCPT TO:<Postmaster>` means this server's postmaster: the hostname's
+/// domain when it is local, else the first local domain.
+async fn postmaster_address(ctx: &SmtpContext) -> Result<Address, Reply> {
+    let domains = ctx.store.list_domains().await.map_err(|e| store_failure(&e))?;
+    let host = Domain::parse(&ctx.hostname).ok();
+    let domain = domains
+        .iter()
+        .find(|d| Some(&d.name) == host.as_ref())
+        .or_else(|| domains.first())
+        .map(|d| d.name.clone())
+        .ok_or_else(|| reply(550, (5, 1, 1), "<Postmaster>: Recipient address rejected: User unknown"))?;
+    Address::new("postmaster", domain).map_err(|_| temporary_failure())
+}
+
+fn store_failure(e: &StoreError) -> Reply {
+    warn!(error = %e, "store failure");
+    temporary_failure()
+}
+
+/// Makes the message durable and commits it to every recipient's INBOX;
+/// the reply for the end of data.
+async fn finish_message(ctx: &SmtpContext, txn: &mut Transaction) -> Reply {
+    let Some((id, sink)) = txn.sink.take() else {
+        return temporary_failure();
+    };
+    let received_at = ctx.clock.now();
+    let stored = match sink.finish(received_at).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            warn!(error = %e, queue_id = %id, "cannot write message");
+            return temporary_failure();
+        }
+    };
+    match deliver_local(&ctx.store, &stored, &txn.recipients).await {
+        Ok(copies) => {
+            info!(queue_id = %id, size = stored.size, recipients = copies.len(), "message delivered");
+            reply(250, (2, 0, 0), format!("Ok: queued as {id}"))
+        }
+        Err(e) => {
+            warn!(error = %e, queue_id = %id, "cannot deliver message");
+            let _ = ctx.store.blobs().delete(&stored.blob);
+            if e.is_temporary() { temporary_failure() } else { reply(554, (5, 3, 0), "Error: delivery failed") }
+        }
+    }
+}

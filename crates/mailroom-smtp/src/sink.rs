@@ -1,0 +1,99 @@
+//! Where message data goes while it arrives: a bounded memory buffer that
+//! spills into a blob file, so no session holds a whole large message.
+
+use std::io;
+use std::time::SystemTime;
+
+use mailroom_services::delivery::StoredMessage;
+use mailroom_store::{BlobStore, BlobWriter};
+use mailroom_types::BlobId;
+
+/// Buffered bytes are written to the blob file past this much.
+const SPILL_AT: usize = 256 * 1024;
+/// The header cache is parsed from at most this much of the message start.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// The state of a blob after a spill: still open with the (emptied) buffer
+/// handed back for reuse, or finished.
+enum Spilled {
+    Open(BlobWriter, Vec<u8>),
+    Finished((BlobId, u64)),
+}
+
+/// One message being received.
+pub(crate) struct Sink {
+    blobs: BlobStore,
+    id: BlobId,
+    writer: Option<BlobWriter>,
+    buf: Vec<u8>,
+    head: Vec<u8>,
+    size: u64,
+    failed: Option<io::Error>,
+}
+
+impl Sink {
+    /// A sink for blob `id` starting with `prefix` (the trace headers).
+    pub(crate) fn new(blobs: BlobStore, id: BlobId, prefix: Vec<u8>) -> Sink {
+        let mut sink = Sink { blobs, id, writer: None, buf: Vec::new(), head: Vec::new(), size: 0, failed: None };
+        sink.buf.extend_from_slice(&prefix);
+        sink.size = prefix.len() as u64;
+        sink
+    }
+
+    /// Adds message bytes; spills to disk past [`SPILL_AT`]. A write error is
+    /// remembered and reported by [`Sink::finish`], so the session keeps
+    /// reading the message and answers 451 at its end.
+    pub(crate) async fn push(&mut self, data: &[u8]) {
+        if self.head.len() < HEAD_BYTES {
+            let take = data.len().min(HEAD_BYTES - self.head.len());
+            self.head.extend_from_slice(&data[..take]);
+        }
+        self.size += data.len() as u64;
+        if self.failed.is_some() {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= SPILL_AT
+            && let Err(e) = self.spill(false).await
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Writes the buffer out (and fsyncs when `finish`) off the async threads.
+    async fn spill(&mut self, finish: bool) -> io::Result<Option<(BlobId, u64)>> {
+        let blobs = self.blobs.clone();
+        let id = self.id.clone();
+        let writer = self.writer.take();
+        let mut buf = std::mem::take(&mut self.buf);
+        let job = move || -> io::Result<Spilled> {
+            let mut w = match writer {
+                Some(w) => w,
+                None => blobs.create(id)?,
+            };
+            w.write(&buf)?;
+            buf.clear();
+            if finish { Ok(Spilled::Finished(w.finish()?)) } else { Ok(Spilled::Open(w, buf)) }
+        };
+        match tokio::task::spawn_blocking(job).await.map_err(io::Error::other)?? {
+            Spilled::Open(writer, buf) => {
+                self.writer = Some(writer);
+                self.buf = buf;
+                Ok(None)
+            }
+            Spilled::Finished(done) => Ok(Some(done)),
+        }
+    }
+
+    /// Makes the message durable (written and fsync'd) and describes it.
+    pub(crate) async fn finish(mut self, received_at: SystemTime) -> io::Result<StoredMessage> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let (blob, size) = self.spill(true).await?.ok_or_else(|| io::Error::other("blob not finished"))?;
+        debug_assert_eq!(size, self.size);
+        // The head starts after the trace headers; those parse as headers too,
+        // so the cache sees the whole header section either way.
+        Ok(StoredMessage { blob, size, head: std::mem::take(&mut self.head), received_at })
+    }
+}

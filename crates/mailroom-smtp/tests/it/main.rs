@@ -1,0 +1,5 @@
+//! Integration tests of the SMTP driver: transcripts (client lines in, exact
+//! server replies out) over an in-memory duplex with a temp store.
+
+mod harness;
+mod transcripts;
