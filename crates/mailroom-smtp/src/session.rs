@@ -18,7 +18,7 @@ use mailroom_services::delivery::{LocalRecipients, deliver_local};
 use mailroom_services::net::Shutdown;
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
 use mailroom_store::{MailStore, Resolution, StoreError};
-use mailroom_types::{Address, Domain, QueueId};
+use mailroom_types::{Address, QueueId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
@@ -207,15 +207,17 @@ async fn resolve(ctx: &SmtpContext, path: &ForwardPath) -> Result<(String, Vec<m
     }
 }
 
-/// `RCPT TO:<Postmaster>` means this server's postmaster: the hostname's
-/// domain when it is local, else the first local domain.
+/// `RCPT TO:<Postmaster>` means this server's postmaster (RFC 5321
+/// §4.1.1.3): that of the hostname's domain or its closest local parent
+/// (`mx.example.org` -> `example.org`), else of the first local domain.
 async fn postmaster_address(ctx: &SmtpContext) -> Result<Address, Reply> {
     let domains = ctx.store.list_domains().await.map_err(|e| store_failure(&e))?;
-    let host = Domain::parse(&ctx.hostname).ok();
-    let domain = domains
-        .iter()
-        .find(|d| Some(&d.name) == host.as_ref())
-        .or_else(|| domains.first())
+    let host = ctx.hostname.to_ascii_lowercase();
+    let parents = std::iter::successors(Some(host.as_str()), |h| h.split_once('.').map(|(_, rest)| rest));
+    let domain = parents
+        .filter_map(|candidate| domains.iter().find(|d| d.name.as_str() == candidate))
+        .chain(domains.first())
+        .next()
         .map(|d| d.name.clone())
         .ok_or_else(|| reply(550, (5, 1, 1), "<Postmaster>: Recipient address rejected: User unknown"))?;
     Address::new("postmaster", domain).map_err(|_| temporary_failure())
