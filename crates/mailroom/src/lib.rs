@@ -1,0 +1,99 @@
+//! The composition root: turns a [`Config`] into a store, services and
+//! listeners, and runs them until shutdown. The `mailroom` binary is a thin
+//! command line over this; tests start servers through it in-process.
+//!
+//! Only this crate reads the wall clock, the environment and signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mailroom_services::config::Config;
+use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
+use mailroom_smtp::SmtpContext;
+use mailroom_store::{AnyStore, StoreOptions};
+use mailroom_types::{Clock, IdGenerator, SystemClock};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tracing::info;
+
+/// Opens the store named by the configuration.
+pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<AnyStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    AnyStore::open(&StoreOptions { data_dir: config.data_dir.clone(), clock })
+        .await
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+/// A running server: its bound addresses and the handle to stop it.
+pub struct Running {
+    /// The address the `smtp` listener is bound to, if enabled.
+    pub smtp: Option<std::net::SocketAddr>,
+    trigger: ShutdownTrigger,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Begins graceful shutdown and waits until every listener has finished.
+    pub async fn stop(mut self) {
+        self.trigger.trigger();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits for the listeners without stopping them (they stop on the
+    /// shutdown signal).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Begins graceful shutdown without waiting.
+    pub fn trigger_shutdown(&self) {
+        self.trigger.trigger();
+    }
+}
+
+/// Binds every configured listener and starts serving.
+pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let (trigger, shutdown) = Shutdown::new();
+    let connections = ConnectionLimiter::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+    let salt = getrandom::u64().context("no randomness for ids")?;
+    let ids = Arc::new(IdGenerator::new(salt));
+    let mut tasks = JoinSet::new();
+    let grace: Duration = config.shutdown_grace.0;
+
+    let mut smtp = None;
+    if let Some(addr) = config.listen.smtp {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("listen.smtp: cannot bind {addr}"))?;
+        let local = listener.local_addr()?;
+        info!(listener = "smtp", addr = %local, "listening");
+        smtp = Some(local);
+        let ctx = Arc::new(SmtpContext {
+            hostname: config.hostname.clone(),
+            limits: smtp_limits(&config),
+            command_timeout: config.limits.command_timeout.0,
+            data_timeout: config.limits.data_timeout.0,
+            store: store.clone(),
+            clock: Arc::clone(&clock),
+            ids: Arc::clone(&ids),
+            connections: Arc::clone(&connections),
+        });
+        tasks.spawn(mailroom_smtp::serve(listener, ctx, shutdown.clone(), grace));
+    }
+    Ok(Running { smtp, trigger, tasks })
+}
+
+/// The protocol limits of the SMTP state machine, from `[limits]`.
+pub fn smtp_limits(config: &Config) -> mailroom_smtp_proto::Limits {
+    mailroom_smtp_proto::Limits {
+        max_command_line: config.limits.max_command_line,
+        max_text_line: config.limits.max_text_line,
+        max_message_size: config.limits.max_message_size.0,
+        max_recipients: config.limits.max_recipients,
+    }
+}
+
+/// The wall clock, for the binary.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
