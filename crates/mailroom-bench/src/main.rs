@@ -1,0 +1,331 @@
+//! `mailroom-bench`: how fast Mailroom durably accepts mail over SMTP.
+//!
+//! # What is measured, and why
+//!
+//! Mailroom answers `250 2.0.0 Ok: queued as ID` to the final `.` of a
+//! message only once the message is durable: its bytes written and fsync'd,
+//! its metadata committed (group-committed with concurrent deliveries). The
+//! number that matters is therefore the **durable accept rate**: messages per
+//! second that received a 250 — each of which would survive a crash the
+//! moment the client saw the reply. Throughput without that guarantee is
+//! easy; this tool measures the one with it, and checks the guarantee: after
+//! each run the server is stopped and its store opened directly, and every
+//! accepted message must be there (`stored N of N accepted`), else the tool
+//! fails.
+//!
+//! Each run starts a fresh server (`mailroom serve`, the release binary) on a
+//! temporary data directory with domain `example.test` and account
+//! `alice@example.test`, listening on an ephemeral loopback port. Then:
+//!
+//! - `smtp` mode: `--connections` concurrent sessions from this process send
+//!   `--messages` messages in total over real TCP, many per connection: EHLO
+//!   once, then per message `MAIL`, `RCPT` and `DATA` pipelined in one write
+//!   (RFC 2920), the body (a realistic header block and text lines, exactly
+//!   `--size` octets before dot-stuffing), the final `.`, and the 250.
+//!   Latency is from the `MAIL` write to the 250 read, so it includes the
+//!   fsync and commit wait.
+//! - `smtp-source` mode: Postfix's `smtp-source` is the client instead, an
+//!   independent implementation (no pipelining, by default one connection
+//!   per message), for a second opinion on the rate.
+//!
+//! Meanwhile the server's resident memory is sampled from `/proc/PID/status`
+//! every 20 ms, and its `VmHWM` (the kernel's exact high-water mark) read
+//! before it is stopped. Reported per run and as the median over `--runs`:
+//! accepted messages, errors, wall time, messages/s, latency percentiles, peak
+//! RSS and the stored-count check.
+//!
+//! Everything is bounded: every reply, admin command, start-up and shutdown
+//! has a time limit, and the whole load has `--timeout`. Only loopback is
+//! used. The client shares the machine with the server, so on a small
+//! machine both compete for CPU; the figures are for comparing builds on one
+//! machine, not absolute capacity.
+
+mod client;
+mod message;
+mod server;
+mod source;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail, ensure};
+use clap::{Args, Parser, Subcommand};
+
+use crate::message::{MAX_CONNECTIONS, MAX_MESSAGES, MAX_RUNS, MessageTemplate};
+use crate::server::{BenchServer, RssSampler, ServerSetup};
+use crate::stats::{Latency, RunReport};
+
+/// Benchmarks Mailroom's durable SMTP accept rate, latency and memory.
+#[derive(Parser)]
+#[command(name = "mailroom-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+/// Which client sends the mail.
+#[derive(Subcommand)]
+enum Mode {
+    /// Send with the built-in pipelining client, many messages per connection.
+    Smtp(Common),
+    /// Send with Postfix's smtp-source (package `postfix`).
+    SmtpSource(SourceArgs),
+}
+
+/// Options of both modes.
+#[derive(Args, Clone)]
+struct Common {
+    /// Concurrent SMTP connections.
+    #[arg(long, default_value_t = 20)]
+    connections: usize,
+    /// Messages in total per run, split evenly over the connections.
+    #[arg(long, default_value_t = 5000)]
+    messages: usize,
+    /// Message size in octets: 10240, 10k, 1m...
+    #[arg(long, default_value = "10k", value_parser = message::parse_size)]
+    size: usize,
+    /// Runs, each on a fresh server and data directory; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The mailroom binary (default: `mailroom` next to this executable,
+    /// built with `cargo build --release -p mailroom` if missing).
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Where to create the temporary data directories (default: the system
+    /// temporary directory). Its filesystem decides what fsync costs.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Seconds the sending of one run may take before the tool gives up.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    timeout: u64,
+}
+
+/// Options of the `smtp-source` mode.
+#[derive(Args, Clone)]
+struct SourceArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The smtp-source binary (default: found on PATH or in /usr/sbin).
+    #[arg(long, value_name = "PATH")]
+    smtp_source: Option<PathBuf>,
+    /// Pass `-d`: keep each session's connection for all its messages
+    /// instead of smtp-source's default of one connection per message.
+    #[arg(long)]
+    reuse_connections: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailroom-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mailroom-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Validates the options, then runs every run and prints the summary.
+async fn run(cli: Cli) -> Result<()> {
+    let (common, source) = match cli.mode {
+        Mode::Smtp(common) => (common, None),
+        Mode::SmtpSource(args) => {
+            let binary = source::locate(args.smtp_source.as_deref())?;
+            (args.common, Some((binary, args.reuse_connections)))
+        }
+    };
+    ensure!((1..=MAX_CONNECTIONS).contains(&common.connections), "--connections must be 1..={MAX_CONNECTIONS}");
+    ensure!((1..=MAX_MESSAGES).contains(&common.messages), "--messages must be 1..={MAX_MESSAGES}");
+    ensure!((1..=MAX_RUNS).contains(&common.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(common.timeout > 0, "--timeout must be positive");
+    ensure!(common.size > 0, "--size must be positive");
+    if source.is_none() {
+        // Checks the size against the header block before anything starts.
+        MessageTemplate::new(common.size, 1)?;
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
+    }
+
+    let binary = server::locate_binary(common.server.as_deref())?;
+    let mode = if source.is_some() { "smtp-source" } else { "smtp" };
+    println!(
+        "mailroom-bench {mode}: {} connections, {} messages of {} octets, {} run(s)",
+        common.connections, common.messages, common.size, common.runs
+    );
+    println!("server binary: {}{}", binary.display(), age(&binary));
+    if binary.components().any(|c| c.as_os_str() == "debug") {
+        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
+    }
+    let setup = ServerSetup {
+        binary,
+        parent_dir: common.dir.clone(),
+        connections: common.connections,
+        message_size: common.size,
+    };
+
+    let mut reports = Vec::with_capacity(common.runs);
+    for run in 1..=common.runs {
+        let report = match &source {
+            None => smtp_run(&setup, &common, run).await?,
+            Some((binary, reuse)) => source_run(&setup, &common, binary, *reuse).await?,
+        };
+        report.print(run, common.runs);
+        ensure!(
+            report.stored >= report.accepted,
+            "DURABILITY FAILURE in run {run}: stored {} of {} accepted messages",
+            report.stored,
+            report.accepted
+        );
+        if report.stored > report.accepted {
+            println!(
+                "  note: {} more stored than accepted (a message stored whose 250 was lost or refused late)",
+                report.stored - report.accepted
+            );
+        }
+        reports.push(report);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    stats::print_summary(&reports);
+    let failed: u64 = reports.iter().map(|r| r.errors + r.unsent).sum();
+    if failed > 0 {
+        bail!("{failed} message(s) were not accepted; see the client errors above");
+    }
+    Ok(())
+}
+
+/// One run with the built-in client.
+async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<RunReport> {
+    let template = Arc::new(MessageTemplate::new(common.size, run)?);
+    let mut server = BenchServer::start(setup)?;
+    describe_dir(&server, run);
+    let idle_kib = server.status_kib("VmRSS")?;
+    let sampler = RssSampler::start(server.pid());
+    let load = client::Load {
+        addr: server.addr(),
+        connections: common.connections,
+        messages: common.messages,
+        limit: Duration::from_secs(common.timeout),
+    };
+    let outcome = client::run(&load, Arc::clone(&template)).await;
+    let samples = sampler.finish()?;
+    let alive = server.ensure_running();
+    let mut outcome = match (outcome, alive) {
+        (Ok(outcome), Ok(())) => outcome,
+        (Ok(o), Err(e)) => {
+            return Err(e.context(format!("{} accepted, {} errors, {} unsent", o.accepted, o.errors, o.unsent)));
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let end = finish(&mut server).await?;
+    Ok(RunReport {
+        accepted: outcome.accepted,
+        errors: outcome.errors,
+        unsent: outcome.unsent,
+        wall: outcome.wall,
+        size: template.size(),
+        latency: Latency::of(&mut outcome.latencies),
+        hwm_kib: end.hwm_kib,
+        sampled_peak_kib: samples.peak_kib,
+        samples: samples.count,
+        idle_kib,
+        stored: end.stored,
+        shutdown: end.shutdown,
+    })
+}
+
+/// One run with Postfix's smtp-source.
+async fn source_run(setup: &ServerSetup, common: &Common, binary: &std::path::Path, reuse: bool) -> Result<RunReport> {
+    let mut server = BenchServer::start(setup)?;
+    describe_dir(&server, 0);
+    let idle_kib = server.status_kib("VmRSS")?;
+    let sampler = RssSampler::start(server.pid());
+    let job = source::Job {
+        binary: binary.to_path_buf(),
+        addr: server.addr(),
+        connections: common.connections,
+        messages: common.messages,
+        size: common.size,
+        reuse_connections: reuse,
+        limit: Duration::from_secs(common.timeout),
+        dir: server.dir().to_path_buf(),
+    };
+    let outcome = tokio::task::spawn_blocking(move || source::run(&job)).await;
+    let samples = sampler.finish()?;
+    server.ensure_running()?;
+    let outcome = outcome??;
+    let end = finish(&mut server).await?;
+    Ok(RunReport {
+        accepted: outcome.accepted,
+        errors: outcome.errors,
+        unsent: outcome.unsent,
+        wall: outcome.wall,
+        size: common.size,
+        latency: None,
+        hwm_kib: end.hwm_kib,
+        sampled_peak_kib: samples.peak_kib,
+        samples: samples.count,
+        idle_kib,
+        stored: end.stored,
+        shutdown: end.shutdown,
+    })
+}
+
+/// What is measured once the load is over.
+struct Finish {
+    /// VmHWM just before SIGTERM, in KiB.
+    hwm_kib: u64,
+    /// Time from SIGTERM to exit.
+    shutdown: Duration,
+    /// Messages in alice's INBOX after the exit.
+    stored: u64,
+}
+
+/// Reads VmHWM, stops the server, shows what it logged and counts the
+/// stored messages.
+async fn finish(server: &mut BenchServer) -> Result<Finish> {
+    let hwm_kib = server.status_kib("VmHWM")?;
+    let shutdown = server.stop()?;
+    if let Some((count, tail)) = server.stderr_summary() {
+        eprintln!("note: the server logged {count} line(s) at warn or above; the last:\n    {tail}");
+    }
+    let stored = server::stored_count(server.data_dir()).await?;
+    Ok(Finish { hwm_kib, shutdown, stored })
+}
+
+/// Prints where the data lives, once, and warns when fsync is free there.
+fn describe_dir(server: &BenchServer, run: usize) {
+    if run > 1 {
+        return;
+    }
+    let fs = server::filesystem_type(server.dir()).unwrap_or_else(|| "unknown".to_string());
+    println!("data directory: {} (filesystem {fs})", server.dir().display());
+    if matches!(fs.as_str(), "tmpfs" | "ramfs") {
+        println!("WARNING: {fs} makes fsync free; durable-accept figures will look better than on disk (see --dir)");
+    }
+}
+
+/// ` (built N min ago)` for a file, or nothing if its time is unknown.
+fn age(path: &std::path::Path) -> String {
+    let Ok(elapsed) = std::fs::metadata(path).and_then(|m| m.modified()).map(|t| t.elapsed()) else {
+        return String::new();
+    };
+    match elapsed {
+        Ok(d) if d.as_secs() < 120 => format!(" (built {} s ago)", d.as_secs()),
+        Ok(d) => format!(" (built {} min ago)", d.as_secs() / 60),
+        Err(_) => String::new(),
+    }
+}

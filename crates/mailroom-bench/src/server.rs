@@ -1,0 +1,462 @@
+//! One `mailroom serve` process on a fresh data directory: finding or
+//! building the binary, configuring it, starting it, sampling its memory,
+//! stopping it with SIGTERM and counting what it stored.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use mailroom_store::{AnyStore, MailStore, StoreOptions};
+use mailroom_types::{Address, SystemClock};
+use tempfile::TempDir;
+
+use crate::message::RECIPIENT;
+
+/// The local domain the benchmark creates.
+pub const DOMAIN: &str = "example.test";
+/// How long an admin command (`domain add`, `user add`) may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server may take to print its listening line.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `shutdown_grace` written into the configuration.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How long after SIGTERM the server may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(SHUTDOWN_GRACE_SECS + 20);
+/// The interval of RSS samples.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The server binary to benchmark: `explicit` if given, else `mailroom` next
+/// to this executable, built with `cargo build --release -p mailroom` when
+/// missing.
+pub fn locate_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        ensure!(path.is_file(), "--server {}: no such file", path.display());
+        return Ok(path.to_path_buf());
+    }
+    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    let dir = exe.parent().context("this executable has no parent directory")?;
+    let beside = dir.join("mailroom");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    // A debug build of the bench lives in target/debug; the release build
+    // of the server lands in target/release, of the target directory this
+    // executable is in or else of the workspace it was built from.
+    let workspace_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let release = [dir.parent().map(|target| target.join("release")), Some(workspace_target.join("release"))]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("mailroom"));
+    println!("server binary not found at {}; running `cargo build --release -p mailroom`", beside.display());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build.args(["build", "--release", "-p", "mailroom"]);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    if manifest.is_file() {
+        build.arg("--manifest-path").arg(manifest);
+    }
+    let status = build.status().with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
+    ensure!(
+        status.success(),
+        "`cargo build --release -p mailroom` failed ({status}); pass --server PATH to use a built binary"
+    );
+    for candidate in std::iter::once(beside.clone()).chain(release) {
+        if candidate.is_file() {
+            return Ok(candidate.canonicalize().unwrap_or(candidate));
+        }
+    }
+    bail!("`cargo build --release -p mailroom` succeeded but {} is still missing; pass --server PATH", beside.display())
+}
+
+/// What the benchmark needs to configure the server for.
+#[derive(Debug, Clone)]
+pub struct ServerSetup {
+    /// The `mailroom` binary.
+    pub binary: PathBuf,
+    /// Where to create the temporary directory (`None`: the system default).
+    pub parent_dir: Option<PathBuf>,
+    /// Concurrent client connections, all from 127.0.0.1.
+    pub connections: usize,
+    /// The message size in octets.
+    pub message_size: usize,
+}
+
+/// A running (or stopped) server with its temporary directory. Dropping it
+/// kills a server still running and removes the directory.
+pub struct BenchServer {
+    child: Child,
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    stderr_log: PathBuf,
+    stopped: bool,
+    // Declared last so the directory outlives the process using it.
+    dir: TempDir,
+}
+
+impl BenchServer {
+    /// Creates a temporary directory with a configuration file, adds the
+    /// domain and alice with the admin CLI, starts `serve` and waits for its
+    /// `smtp listening on ADDR` line.
+    pub fn start(setup: &ServerSetup) -> Result<BenchServer> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("mailroom-bench-");
+        let dir = match &setup.parent_dir {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .context("cannot create a temporary directory")?;
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("mailroom.toml");
+        // Room above the client's connections, so the limiter never refuses
+        // one of them; and a size limit above the message size.
+        let per_ip = setup.connections + 10;
+        let max_size = (setup.message_size + 64 * 1024).max(25 * 1024 * 1024);
+        let text = format!(
+            "hostname = \"bench.test\"\n\
+             data_dir = {}\n\
+             shutdown_grace = \"{SHUTDOWN_GRACE_SECS}s\"\n\
+             [listen]\n\
+             smtp = \"127.0.0.1:0\"\n\
+             [limits]\n\
+             max_connections = {}\n\
+             max_connections_per_ip = {per_ip}\n\
+             max_message_size = {max_size}\n\
+             [log]\n\
+             filter = \"warn\"\n",
+            toml_string(&data_dir.to_string_lossy()),
+            per_ip.max(1000),
+        );
+        std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+
+        admin(&setup.binary, &config, dir.path(), &["domain", "add", DOMAIN], None)?;
+        admin(
+            &setup.binary,
+            &config,
+            dir.path(),
+            &["user", "add", RECIPIENT, "--password-stdin"],
+            Some("bench-password\n"),
+        )?;
+
+        let stderr_log = dir.path().join("server.stderr");
+        let stderr = File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
+        let mut child = Command::new(&setup.binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {} serve", setup.binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Reads until the server exits, so its stdout never blocks.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.trim().strip_prefix("smtp listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let mut server = BenchServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            stderr_log,
+            stopped: false,
+            dir,
+        };
+        let line = match rx.recv_timeout(LISTEN_TIMEOUT) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!(
+                    "the server printed no `smtp listening on` line within {LISTEN_TIMEOUT:?}{}",
+                    server.stderr_tail()
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = server.child.wait().ok();
+                server.stopped = true;
+                bail!(
+                    "the server exited ({}) without printing `smtp listening on`{}",
+                    status.map_or_else(|| "unknown status".to_string(), |s| s.to_string()),
+                    server.stderr_tail()
+                )
+            }
+        };
+        server.addr = line.parse().with_context(|| format!("bad listening address {line:?}"))?;
+        ensure!(server.addr.ip().is_loopback(), "the server listens on {} instead of loopback", server.addr);
+        Ok(server)
+    }
+
+    /// The SMTP listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory holding the server's database and blobs.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The temporary directory everything of this run lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> Result<u64> {
+        status_kib(self.pid(), field).with_context(|| format!("cannot read {field} of the server (pid {})", self.pid()))
+    }
+
+    /// Fails, with the exit status and the end of its stderr, if the server
+    /// is no longer running.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("cannot check on the server")? {
+            self.stopped = true;
+            bail!("the server exited during the load ({status}){}", self.stderr_tail());
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns how long it took.
+    /// Kills the server if it is still running after a bound.
+    pub fn stop(&mut self) -> Result<Duration> {
+        let pid = self.pid().to_string();
+        let start = Instant::now();
+        let status =
+            Command::new("kill").args(["-TERM", &pid]).status().context("cannot run `kill -TERM` on the server")?;
+        ensure!(status.success(), "`kill -TERM {pid}` failed ({status})");
+        let exit = wait_bounded(&mut self.child, STOP_TIMEOUT)?;
+        self.stopped = true;
+        let took = start.elapsed();
+        match exit {
+            None => {
+                bail!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it{}", self.stderr_tail())
+            }
+            Some(status) if !status.success() => {
+                eprintln!("WARNING: the server exited with {status} after SIGTERM{}", self.stderr_tail());
+            }
+            Some(_) => {}
+        }
+        Ok(took)
+    }
+
+    /// What the server wrote to stderr (its warnings and errors), if
+    /// anything: `(line count, last lines)`.
+    pub fn stderr_summary(&self) -> Option<(usize, String)> {
+        let text = std::fs::read_to_string(&self.stderr_log).ok()?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            return None;
+        }
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n    ");
+        Some((lines.len(), tail))
+    }
+
+    /// The last lines of the server's stderr, formatted to end an error.
+    fn stderr_tail(&self) -> String {
+        match self.stderr_summary() {
+            Some((_, tail)) => format!("; server stderr ends with:\n    {tail}"),
+            None => "; the server wrote nothing to stderr".to_string(),
+        }
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if !self.stopped && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs one admin subcommand of the server binary, bounded in time; its
+/// output goes to files in `dir` and is shown on failure.
+fn admin(binary: &Path, config: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> Result<()> {
+    let what = format!("mailroom {}", args.join(" "));
+    let out_path = dir.join("admin.out");
+    let out = File::create(&out_path).with_context(|| format!("cannot create {}", out_path.display()))?;
+    let err = out.try_clone()?;
+    let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot run `{what}` ({})", binary.display()))?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().context("no stdin pipe")?;
+        pipe.write_all(input.as_bytes()).with_context(|| format!("cannot write to `{what}`"))?;
+    }
+    let status = wait_bounded(&mut child, ADMIN_TIMEOUT)?;
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    match status {
+        None => bail!("`{what}` did not finish within {ADMIN_TIMEOUT:?}; killed it. Output:\n{output}"),
+        Some(s) if !s.success() => bail!("`{what}` failed ({s}):\n{output}"),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Waits for a child to exit for at most `limit`; kills it and returns
+/// `None` past that.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().context("cannot wait for a child process")? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A field of `/proc/PID/status` in KiB; `None` if the process is gone or
+/// the field absent.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
+/// The peak of the samples an [`RssSampler`] took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RssSamples {
+    /// The highest VmRSS seen, in KiB.
+    pub peak_kib: u64,
+    /// How many samples were taken.
+    pub count: u64,
+}
+
+/// Samples a process's VmRSS every [`SAMPLE_INTERVAL`] on its own thread.
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<RssSamples>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut samples = RssSamples::default();
+            while !flag.load(Ordering::Relaxed) {
+                let Some(kib) = status_kib(pid, "VmRSS") else { break };
+                samples.peak_kib = samples.peak_kib.max(kib);
+                samples.count += 1;
+                std::thread::sleep(SAMPLE_INTERVAL);
+            }
+            samples
+        });
+        RssSampler { stop, thread }
+    }
+
+    /// Stops sampling and returns the peak.
+    pub fn finish(self) -> Result<RssSamples> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().map_err(|_| anyhow!("the RSS sampler thread panicked"))
+    }
+}
+
+/// Counts the messages in alice's INBOX, opening the store directly. Call
+/// only once the server has exited.
+pub async fn stored_count(data_dir: &Path) -> Result<u64> {
+    let options = StoreOptions::new(data_dir, Arc::new(SystemClock));
+    let store =
+        AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let address = Address::parse(RECIPIENT).with_context(|| format!("bad address {RECIPIENT}"))?;
+    let account = store
+        .account(&address)
+        .await
+        .context("cannot look up the account")?
+        .with_context(|| format!("account {RECIPIENT} is missing from the store"))?;
+    let inbox = store
+        .mailbox(account.id, "INBOX")
+        .await
+        .context("cannot look up the INBOX")?
+        .with_context(|| format!("{RECIPIENT} has no INBOX"))?;
+    let messages = store.messages(inbox.id).await.context("cannot list the INBOX")?;
+    Ok(messages.len() as u64)
+}
+
+/// The filesystem type holding `path`, from `/proc/mounts` (longest mount
+/// point that is a prefix of it).
+pub fn filesystem_type(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let mount_point = fields.next()?.replace("\\040", " ");
+            let fs_type = fields.next()?;
+            path.starts_with(&mount_point).then(|| (mount_point.len(), fs_type.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs_type)| fs_type)
+}
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string(r#"/tmp/a"b\c"#), r#""/tmp/a\"b\\c""#);
+    }
+
+    #[test]
+    fn own_status_is_readable() {
+        let rss = status_kib(std::process::id(), "VmRSS").unwrap();
+        assert!(rss > 0);
+        assert!(status_kib(std::process::id(), "VmNoSuchField").is_none());
+    }
+
+    #[test]
+    fn filesystem_of_root() {
+        assert!(filesystem_type(Path::new("/")).is_some());
+    }
+}
