@@ -558,6 +558,11 @@ impl Server {
     fn handle_rcpt(&mut self, forward_path: ForwardPath, params: RcptParams) {
         let refusal = self.needs_mail().or_else(|| {
             let t = self.transaction.as_ref()?;
+            // RFC 3030 §3: once message data has begun, the recipient list
+            // is closed (the trace headers were written for it).
+            if t.bdat.is_some() {
+                return Some(r503_rcpt_after_bdat());
+            }
             // RFC 5321 §4.5.3.1.10: 452 for recipients over our limit.
             if t.recipients >= self.config.limits.max_recipients {
                 return Some(r452_too_many_recipients());

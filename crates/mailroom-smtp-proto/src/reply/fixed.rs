@@ -127,6 +127,10 @@ pub(crate) fn r503_data_after_bdat() -> Reply {
     r(503, (5, 5, 1), "Error: DATA not allowed after BDAT")
 }
 
+pub(crate) fn r503_rcpt_after_bdat() -> Reply {
+    r(503, (5, 5, 1), "Error: RCPT not allowed after BDAT")
+}
+
 /// RFC 1870 §6 and RFC 5321 §4.5.3.1.10: the message is over our limit.
 pub(crate) fn r552_too_big() -> Reply {
     r(552, (5, 3, 4), "Error: message file too big")
