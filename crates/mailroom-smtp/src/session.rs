@@ -70,6 +70,11 @@ where
     let mut summary = SessionSummary::default();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
+        // Checked before every step, not only while waiting for input: a
+        // command already buffered when shutdown begins gets 421 too.
+        if shutdown.is_triggered() {
+            server.set_shutting_down();
+        }
         match server.next() {
             Event::NeedInput => {
                 write_output(&mut stream, &mut server).await?;
