@@ -23,6 +23,8 @@ pub struct World {
     pub clock: Arc<FixedClock>,
     pub trigger: ShutdownTrigger,
     pub shutdown: Shutdown,
+    /// One generator for all sessions, as in the server: ids never repeat.
+    pub ids: Arc<IdGenerator>,
 }
 
 impl World {
@@ -44,7 +46,7 @@ impl World {
         store.add_alias(&alias("team@example.test"), &addr("bob@example.test")).await.unwrap();
         store.add_alias(&alias("@catchall.test"), &addr("bob@example.test")).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        World { _dir: dir, store, clock, trigger, shutdown }
+        World { _dir: dir, store, clock, trigger, shutdown, ids: Arc::new(IdGenerator::new(0)) }
     }
 
     pub fn context(&self, options: &SessionOptions) -> Arc<SmtpContext> {
@@ -55,7 +57,7 @@ impl World {
             data_timeout: options.data_timeout,
             store: self.store.clone(),
             clock: self.clock.clone(),
-            ids: Arc::new(IdGenerator::new(0)),
+            ids: Arc::clone(&self.ids),
             connections: ConnectionLimiter::new(100, 100),
         })
     }
