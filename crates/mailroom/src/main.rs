@@ -253,24 +253,22 @@ async fn create_demo(store: &AnyStore) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_types::Clock>) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM arriving right after the "listening" line
+    // must stop the server gracefully, not kill it with the default action.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let running = mailroom::start(Arc::clone(&config), store, clock).await?;
     if let Some(addr) = running.smtp {
         println!("smtp listening on {addr}");
     }
-    wait_for_signal().await?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = term.recv() => {}
+    }
     tracing::info!(grace = %config.shutdown_grace, "shutting down");
     running.stop().await;
     tracing::info!("stopped");
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
     Ok(())
 }
 
