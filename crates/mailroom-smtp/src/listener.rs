@@ -39,6 +39,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>, mut shutdown: S
             Some(done) = sessions.join_next(), if !sessions.is_empty() => log_join(done),
         }
     }
+    // Close the socket now, so new clients are refused at once instead of
+    // waiting for a greeting that will never come.
+    drop(listener);
     info!(sessions = sessions.len(), "smtp listener stopped accepting");
     let deadline = tokio::time::sleep(grace);
     tokio::pin!(deadline);

@@ -105,8 +105,8 @@ async fn run_file(path: &Path) -> Result<(), String> {
             continue;
         }
         let (kind, rest) = line.split_at(line.len().min(3));
-        if line.starts_with('!') {
-            let mut words = line[1..].split_whitespace();
+        if let Some(directive_line) = line.strip_prefix('!') {
+            let mut words = directive_line.split_whitespace();
             let directive = words.next().unwrap_or_default();
             let args: Vec<&str> = words.collect();
             match directive {
