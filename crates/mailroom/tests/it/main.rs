@@ -1,0 +1,9 @@
+//! End-to-end tests of the `mailroom` program: real clients, the real
+//! binary, crashes and graceful shutdown. Everything binds loopback port 0.
+
+mod cli;
+mod common;
+mod crash;
+mod e2e;
+mod limits;
+mod shutdown;
