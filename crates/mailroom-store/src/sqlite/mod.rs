@@ -126,18 +126,27 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        // One deferred transaction per call, so multi-statement reads see a
-        // single snapshot.
-        self.inner
-            .readers
-            .read(move |conn| {
-                let tx = conn.transaction().db()?;
-                let value = read(&tx)?;
-                tx.finish().db()?;
-                Ok(value)
-            })
-            .await
+        self.inner.readers.read(move |conn| in_snapshot(conn, read)).await
     }
+
+    /// Like [`SqliteStore::read`] for point lookups, which run inline (see
+    /// `ReadPool::lookup`).
+    async fn lookup<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.lookup(move |conn| in_snapshot(conn, read)).await
+    }
+}
+
+/// Runs `read` in one deferred transaction, so multi-statement reads see a
+/// single snapshot.
+fn in_snapshot<T>(conn: &mut Connection, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction().db()?;
+    let value = read(&tx)?;
+    tx.finish().db()?;
+    Ok(value)
 }
 
 impl MailStore for SqliteStore {
@@ -147,7 +156,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn list_domains(&self) -> Result<Vec<DomainRecord>> {
-        self.read(accounts::list_domains).await
+        self.lookup(accounts::list_domains).await
     }
 
     async fn delete_domain(&self, name: &Domain) -> Result<()> {
@@ -167,7 +176,7 @@ impl MailStore for SqliteStore {
 
     async fn account(&self, address: &Address) -> Result<Option<AccountRecord>> {
         let address = address.clone();
-        self.read(move |conn| accounts::account(conn, &address)).await
+        self.lookup(move |conn| accounts::account(conn, &address)).await
     }
 
     async fn set_password(&self, address: &Address, password_hash: &str) -> Result<()> {
@@ -197,7 +206,7 @@ impl MailStore for SqliteStore {
 
     async fn resolve_recipient(&self, address: &Address) -> Result<Resolution> {
         let address = address.clone();
-        self.read(move |conn| accounts::resolve_recipient(conn, &address)).await
+        self.lookup(move |conn| accounts::resolve_recipient(conn, &address)).await
     }
 
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
@@ -206,7 +215,7 @@ impl MailStore for SqliteStore {
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
         let name = name.to_string();
-        self.read(move |conn| messages::mailbox(conn, account, &name)).await
+        self.lookup(move |conn| messages::mailbox(conn, account, &name)).await
     }
 
     async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
