@@ -437,6 +437,9 @@ pub async fn uids_increase_and_are_never_reused(open: &impl OpenStore) {
     let listed: Vec<Uid> = store.messages(inbox_id).await.expect("list").iter().map(|m| m.uid).collect();
     assert_eq!(listed, uids([1, 2, 5, 6]), "UID order");
     assert_eq!(inbox(&store, a).await.uid_next, uid(7));
+    let one = store.message(inbox_id, uid(5)).await.expect("lookup").expect("message 5 exists");
+    assert_eq!(one, store.messages(inbox_id).await.expect("list")[2], "the lookup equals the listed record");
+    assert!(store.message(inbox_id, uid(3)).await.expect("lookup").is_none(), "an expunged UID is gone");
 
     let sent = store.mailbox(a, "Sent").await.expect("read").expect("Sent exists");
     assert_eq!(
@@ -449,6 +452,7 @@ pub async fn uids_increase_and_are_never_reused(open: &impl OpenStore) {
     assert_err!(store.append(missing, &message(&store, "nowhere")).await, NotFound);
     assert_err!(store.expunge(missing, &uids([1])).await, NotFound);
     assert_err!(store.messages(missing).await, NotFound);
+    assert_err!(store.message(missing, uid(1)).await, NotFound);
     assert!(store.expunge(inbox_id, &uids([3])).await.expect("expunge again").is_empty());
 }
 

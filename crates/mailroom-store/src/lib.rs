@@ -145,6 +145,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// The messages of a mailbox in UID order ([`StoreError::NotFound`] for
     /// an unknown mailbox, as for every method taking a [`MailboxId`]).
     fn messages(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+    /// One message, or `None` once it is expunged: a POP3 or IMAP session
+    /// checks that a message of its snapshot still exists.
+    fn message(&self, mailbox: MailboxId, uid: Uid) -> impl Future<Output = Result<Option<MessageRecord>>> + Send;
     /// Changes flags and keywords of the given UIDs (missing UIDs are
     /// skipped). Only messages whose flags really change get a new modseq.
     /// With `unchanged_since` (RFC 7162 UNCHANGEDSINCE), messages whose
@@ -243,6 +246,9 @@ impl MailStore for AnyStore {
     }
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
         dispatch!(self, s => s.messages(mailbox).await)
+    }
+    async fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageRecord>> {
+        dispatch!(self, s => s.message(mailbox, uid).await)
     }
     async fn store_flags(
         &self,

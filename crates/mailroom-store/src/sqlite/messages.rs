@@ -344,37 +344,51 @@ pub(crate) fn mailbox(conn: &Connection, account: AccountId, name: &str) -> Resu
     }
 }
 
+const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, internal_date, size, blob_id,
+     hdr_from, hdr_to, hdr_subject, hdr_message_id, hdr_date";
+
+/// One `messages` row, selected with [`MESSAGE_COLUMNS`], as a record.
+fn message_row(mailbox: MailboxId, row: &rusqlite::Row<'_>) -> Result<MessageRecord> {
+    let keywords: String = row.get(3).db()?;
+    let blob: String = row.get(6).db()?;
+    Ok(MessageRecord {
+        mailbox,
+        uid: convert::uid(row.get(0).db()?)?,
+        modseq: convert::modseq(row.get(1).db()?)?,
+        flags: Flags::from_bits(row.get(2).db()?),
+        keywords: convert::keywords(&keywords),
+        internal_date: convert::time(row.get(4).db()?),
+        size: convert::size(row.get(5).db()?)?,
+        blob: convert::blob_id(&blob)?,
+        headers: HeaderCache {
+            from: row.get(7).db()?,
+            to: row.get(8).db()?,
+            subject: row.get(9).db()?,
+            message_id: row.get(10).db()?,
+            date: row.get(11).db()?,
+        },
+    })
+}
+
 pub(crate) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
     mailbox_state(conn, mailbox)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT uid, modseq, flags, keywords, internal_date, size, blob_id,
-                    hdr_from, hdr_to, hdr_subject, hdr_message_id, hdr_date
-             FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
-        )
-        .db()?;
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
     let mut rows = stmt.query([mailbox.0]).db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let keywords: String = row.get(3).db()?;
-        let blob: String = row.get(6).db()?;
-        out.push(MessageRecord {
-            mailbox,
-            uid: convert::uid(row.get(0).db()?)?,
-            modseq: convert::modseq(row.get(1).db()?)?,
-            flags: Flags::from_bits(row.get(2).db()?),
-            keywords: convert::keywords(&keywords),
-            internal_date: convert::time(row.get(4).db()?),
-            size: convert::size(row.get(5).db()?)?,
-            blob: convert::blob_id(&blob)?,
-            headers: HeaderCache {
-                from: row.get(7).db()?,
-                to: row.get(8).db()?,
-                subject: row.get(9).db()?,
-                message_id: row.get(10).db()?,
-                date: row.get(11).db()?,
-            },
-        });
+        out.push(message_row(mailbox, row)?);
     }
     Ok(out)
+}
+
+pub(crate) fn message(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageRecord>> {
+    mailbox_state(conn, mailbox)?;
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(rusqlite::params![mailbox.0, uid.get()]).db()?;
+    match rows.next().db()? {
+        Some(row) => Ok(Some(message_row(mailbox, row)?)),
+        None => Ok(None),
+    }
 }

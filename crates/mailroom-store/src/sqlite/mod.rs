@@ -234,6 +234,9 @@ impl MailStore for SqliteStore {
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
         self.read(move |conn| messages::messages(conn, mailbox)).await
     }
+    async fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageRecord>> {
+        self.lookup(move |conn| messages::message(conn, mailbox, uid)).await
+    }
 
     async fn store_flags(
         &self,
