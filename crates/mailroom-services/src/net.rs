@@ -1,10 +1,17 @@
-//! What every listener shares: connection limits and the shutdown signal.
+//! What every listener shares: the accept loop, connection limits and the
+//! shutdown signal.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, error, info, info_span, warn};
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +118,100 @@ impl ShutdownTrigger {
     /// Begins shutdown.
     pub fn trigger(&self) {
         let _ = self.0.send(true);
+    }
+}
+
+/// How a listener runs: its name for logs, its limits, and its shutdown.
+pub struct ListenerOptions {
+    /// The protocol name, used as the span name of each connection.
+    pub proto: &'static str,
+    /// Connection limits shared with every other listener.
+    pub connections: Arc<ConnectionLimiter>,
+    /// The shutdown signal.
+    pub shutdown: Shutdown,
+    /// How long sessions may take to finish once shutdown has begun.
+    pub grace: Duration,
+}
+
+/// Accepts connections until shutdown, each in its own task with a span
+/// (`proto`, `conn_id`, `peer`); a connection over the limits gets the bytes
+/// `refuse` makes (the protocol's "go away" line) and is closed. On
+/// shutdown the socket is closed at once (new clients are refused), sessions
+/// get `grace` to finish, and whatever is left is aborted. A panicking
+/// session is logged and ends alone.
+pub async fn accept_loop<H, Fut>(
+    listener: TcpListener,
+    options: ListenerOptions,
+    refuse: impl Fn(Refusal, IpAddr) -> Vec<u8>,
+    handle: H,
+) where
+    H: Fn(TcpStream, SocketAddr, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let ListenerOptions { proto, connections, mut shutdown, grace } = options;
+    let mut sessions = JoinSet::new();
+    let mut next_id: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((mut stream, peer)) => {
+                    next_id += 1;
+                    let span = info_span!("conn", proto, conn_id = next_id, %peer);
+                    let _ = stream.set_nodelay(true);
+                    match connections.admit(peer.ip()) {
+                        Ok(slot) => {
+                            let session = handle(stream, peer, shutdown.clone());
+                            sessions.spawn(async move {
+                                let _slot = slot;
+                                session.await;
+                            }.instrument(span));
+                        }
+                        Err(refusal) => {
+                            let bytes = refuse(refusal, peer.ip());
+                            sessions.spawn(async move {
+                                info!(?refusal, "connection refused");
+                                let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&bytes)).await;
+                            }.instrument(span));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    warn!(proto, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => log_join(proto, done),
+        }
+    }
+    // Close the socket now, so new clients are refused at once instead of
+    // waiting for a greeting that will never come.
+    drop(listener);
+    info!(proto, sessions = sessions.len(), "listener stopped accepting");
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                warn!(proto, sessions = sessions.len(), "grace period over, aborting sessions");
+                sessions.abort_all();
+                while sessions.join_next().await.is_some() {}
+                break;
+            }
+            done = sessions.join_next() => match done {
+                Some(done) => log_join(proto, done),
+                None => break,
+            },
+        }
+    }
+}
+
+fn log_join(proto: &str, done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        error!(proto, error = %e, "session panicked");
     }
 }
 
