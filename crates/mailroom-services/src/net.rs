@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -118,6 +118,45 @@ impl ShutdownTrigger {
     /// Begins shutdown.
     pub fn trigger(&self) {
         let _ = self.0.send(true);
+    }
+}
+
+/// What a session's wait for client bytes ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes were appended to the buffer.
+    Data,
+    /// The client closed its side.
+    Eof,
+    /// Nothing arrived within the idle timeout.
+    TimedOut,
+    /// Shutdown began while waiting.
+    ShuttingDown,
+}
+
+/// Waits for client bytes and appends them to the spare capacity of `buf`
+/// (never more than that capacity, so the buffer stays bounded), unless the
+/// idle `timeout` passes first or, when `shutdown` is given, shutdown
+/// begins. Filling spare capacity also avoids zeroing a buffer per read.
+pub async fn read_or_stop<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+    shutdown: Option<&mut Shutdown>,
+) -> std::io::Result<ReadOutcome> {
+    let read = tokio::time::timeout(timeout, stream.read_buf(buf));
+    let outcome = |r: Result<std::io::Result<usize>, _>| match r {
+        Ok(Ok(0)) => Ok(ReadOutcome::Eof),
+        Ok(Ok(_)) => Ok(ReadOutcome::Data),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(ReadOutcome::TimedOut),
+    };
+    match shutdown {
+        Some(shutdown) => tokio::select! {
+            r = read => outcome(r),
+            _ = shutdown.triggered() => Ok(ReadOutcome::ShuttingDown),
+        },
+        None => outcome(read.await),
     }
 }
 

@@ -12,14 +12,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use mailroom_services::delivery::{LocalRecipients, deliver_local};
-use mailroom_services::net::Shutdown;
+use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
 use mailroom_store::{MailStore, Resolution, StoreError};
 use mailroom_types::{Address, QueueId};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::SmtpContext;
@@ -86,7 +85,9 @@ where
                 }
                 let timeout = if server.is_receiving_data() { ctx.data_timeout } else { ctx.command_timeout };
                 buf.clear();
-                match read_or_stop(&mut stream, &mut buf, timeout, &mut shutdown).await? {
+                // Once shutdown has begun, only message data is still read.
+                let watch = (!shutdown.is_triggered()).then_some(&mut shutdown);
+                match read_or_stop(&mut stream, &mut buf, timeout, watch).await? {
                     ReadOutcome::Data => server.feed(&buf),
                     ReadOutcome::Eof => {
                         debug!("client closed the connection");
@@ -170,32 +171,6 @@ async fn write_output<S: AsyncWrite + Unpin>(stream: &mut S, server: &mut Server
         stream.flush().await?;
     }
     Ok(())
-}
-
-enum ReadOutcome {
-    Data,
-    Eof,
-    TimedOut,
-    ShuttingDown,
-}
-
-/// Reads into the spare capacity of `buf` (at most [`READ_CHUNK`] octets).
-async fn read_or_stop<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    timeout: Duration,
-    shutdown: &mut Shutdown,
-) -> io::Result<ReadOutcome> {
-    let already = shutdown.is_triggered();
-    tokio::select! {
-        r = tokio::time::timeout(timeout, stream.read_buf(buf)) => match r {
-            Ok(Ok(0)) => Ok(ReadOutcome::Eof),
-            Ok(Ok(_)) => Ok(ReadOutcome::Data),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Ok(ReadOutcome::TimedOut),
-        },
-        _ = shutdown.triggered(), if !already => Ok(ReadOutcome::ShuttingDown),
-    }
 }
 
 /// Decides a recipient (RFC 5321 §4.1.1.3): the address shown in trace
