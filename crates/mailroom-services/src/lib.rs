@@ -3,6 +3,7 @@
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`accounts`]: password hashing and the administrative operations on
 //!   domains, accounts and aliases, with their validation.
+//! - [`auth`]: password logins with throttling that reveals no user names.
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
 //! - [`message`]: small helpers over mail-parser (the header cache).
 //! - [`net`]: what every listener shares: connection limits and shutdown.
@@ -12,6 +13,7 @@
 //! environment: it receives a [`mailroom_types::Clock`] and a [`config::Config`].
 
 pub mod accounts;
+pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod message;
