@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use mailroom_pop3::{MaildropLocks, Pop3Context};
+use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_smtp::SmtpContext;
@@ -30,6 +32,8 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
 pub struct Running {
     /// The address the `smtp` listener is bound to, if enabled.
     pub smtp: Option<std::net::SocketAddr>,
+    /// The address the `pop3` listener is bound to, if enabled.
+    pub pop3: Option<std::net::SocketAddr>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
 }
@@ -61,12 +65,14 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     let ids = Arc::new(IdGenerator::new(salt));
     let mut tasks = JoinSet::new();
     let grace: Duration = config.shutdown_grace.0;
+    let auth = Arc::new(
+        Authenticator::new(Arc::clone(&clock), config.auth.failure_delay.0, config.auth.failure_delay_max.0)
+            .context("cannot set up password checks")?,
+    );
 
     let mut smtp = None;
     if let Some(addr) = config.listen.smtp {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("listen.smtp: cannot bind {addr}"))?;
-        let local = listener.local_addr()?;
-        info!(listener = "smtp", addr = %local, "listening");
+        let (listener, local) = bind("smtp", addr).await?;
         smtp = Some(local);
         let ctx = Arc::new(SmtpContext {
             hostname: config.hostname.clone(),
@@ -80,7 +86,31 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         });
         tasks.spawn(mailroom_smtp::serve(listener, ctx, shutdown.clone(), grace));
     }
-    Ok(Running { smtp, trigger, tasks })
+
+    let mut pop3 = None;
+    if let Some(addr) = config.listen.pop3 {
+        let (listener, local) = bind("pop3", addr).await?;
+        pop3 = Some(local);
+        let ctx = Arc::new(Pop3Context {
+            hostname: config.hostname.clone(),
+            limits: mailroom_pop3_proto::Limits::default(),
+            idle_timeout: config.limits.pop3_idle_timeout.0,
+            store: store.clone(),
+            auth: Arc::clone(&auth),
+            locks: MaildropLocks::new(),
+            connections: Arc::clone(&connections),
+        });
+        tasks.spawn(mailroom_pop3::serve(listener, ctx, shutdown.clone(), grace));
+    }
+    Ok(Running { smtp, pop3, trigger, tasks })
+}
+
+/// Binds the listener named `key` in `[listen]`.
+async fn bind(key: &str, addr: std::net::SocketAddr) -> anyhow::Result<(TcpListener, std::net::SocketAddr)> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listen.{key}: cannot bind {addr}"))?;
+    let local = listener.local_addr()?;
+    info!(listener = key, addr = %local, "listening");
+    Ok((listener, local))
 }
 
 /// The protocol limits of the SMTP state machine, from `[limits]`.

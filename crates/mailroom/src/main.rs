@@ -259,8 +259,12 @@ async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_typ
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let running = mailroom::start(Arc::clone(&config), store, clock).await?;
+    // Scripts wait for these lines; the smtp one comes first.
     if let Some(addr) = running.smtp {
         println!("smtp listening on {addr}");
+    }
+    if let Some(addr) = running.pop3 {
+        println!("pop3 listening on {addr}");
     }
     tokio::select! {
         _ = interrupt.recv() => {}

@@ -63,6 +63,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Bounds on every buffer, count and idle time.
     pub limits: LimitsConfig,
+    /// Password logins.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -76,6 +78,7 @@ impl Default for Config {
             listen: ListenConfig::default(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -90,11 +93,24 @@ pub struct ListenConfig {
     /// SMTP for mail from the world (the MTA role; production `0.0.0.0:25`).
     #[serde(default)]
     pub smtp: Option<SocketAddr>,
+    /// POP3 (RFC 1939) for users downloading their mail (production `0.0.0.0:110`).
+    #[serde(default)]
+    pub pop3: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        ListenConfig { smtp: Some(SocketAddr::from(([127, 0, 0, 1], 2525))) }
+        ListenConfig {
+            smtp: Some(SocketAddr::from(([127, 0, 0, 1], 2525))),
+            pop3: Some(SocketAddr::from(([127, 0, 0, 1], 1110))),
+        }
+    }
+}
+
+impl ListenConfig {
+    /// Every enabled listener with its key, for checks over all of them.
+    pub fn enabled(&self) -> Vec<(&'static str, SocketAddr)> {
+        [("smtp", self.smtp), ("pop3", self.pop3)].into_iter().filter_map(|(k, a)| a.map(|a| (k, a))).collect()
     }
 }
 
@@ -128,6 +144,8 @@ pub struct LimitsConfig {
     pub command_timeout: HumanDuration,
     /// How long to wait for more message data (RFC 5321 §4.5.3.2.5-6).
     pub data_timeout: HumanDuration,
+    /// How long a POP3 session may stay idle (RFC 1939 §3: at least 10m).
+    pub pop3_idle_timeout: HumanDuration,
 }
 
 impl Default for LimitsConfig {
@@ -141,6 +159,27 @@ impl Default for LimitsConfig {
             max_connections_per_ip: 20,
             command_timeout: HumanDuration(Duration::from_secs(300)),
             data_timeout: HumanDuration(Duration::from_secs(600)),
+            pop3_idle_timeout: HumanDuration(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// Password logins (POP3 now; IMAP, submission, webmail later).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Delay before answering a failed login; doubles with each recent
+    /// failure from the same address or for the same account.
+    pub failure_delay: HumanDuration,
+    /// The most a failed login is delayed.
+    pub failure_delay_max: HumanDuration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            failure_delay: HumanDuration(Duration::from_secs(1)),
+            failure_delay_max: HumanDuration(Duration::from_secs(15)),
         }
     }
 }
@@ -215,6 +254,16 @@ impl Config {
         at_least("max_connections_per_ip", l.max_connections_per_ip as u64, 1, "a client must connect");
         at_least("command_timeout", l.command_timeout.0.as_millis() as u64, 1000, "one second");
         at_least("data_timeout", l.data_timeout.0.as_millis() as u64, 1000, "one second");
+        at_least("pop3_idle_timeout", l.pop3_idle_timeout.0.as_millis() as u64, 1000, "one second");
+        if self.auth.failure_delay_max.0 < self.auth.failure_delay.0 {
+            problems.push("auth.failure_delay_max: must not be less than auth.failure_delay".into());
+        }
+        let listeners = self.listen.enabled();
+        for (i, (key, addr)) in listeners.iter().enumerate() {
+            if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| a == addr && addr.port() != 0) {
+                problems.push(format!("listen.{key}: address {addr} already used by listen.{other}"));
+            }
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             problems.push("tls: cert and key must be given together".into());
         }
@@ -274,6 +323,7 @@ mod tests {
         let c = parse("hostname = \"mx.test\"\n[listen]\n[limits]\nmax_message_size = \"10MB\"\n").unwrap();
         assert_eq!(c.hostname, "mx.test");
         assert_eq!(c.listen.smtp, None);
+        assert_eq!(c.listen.pop3, None);
         assert_eq!(c.limits.max_message_size, ByteSize(10_000_000));
         assert_eq!(c.limits.max_recipients, 100);
     }
@@ -294,6 +344,13 @@ mod tests {
         assert!(e.starts_with("test.toml: listen.smtp: "), "{e}");
         let e = parse("hostname = [").unwrap_err().to_string();
         assert!(e.starts_with("test.toml: "), "{e}");
+    }
+
+    #[test]
+    fn two_listeners_cannot_share_an_address() {
+        let c = parse("[listen]\nsmtp = \"127.0.0.1:2525\"\npop3 = \"127.0.0.1:2525\"\n").unwrap();
+        let e = c.validate(Path::new("x.toml")).unwrap_err().to_string();
+        assert!(e.contains("listen.pop3: address 127.0.0.1:2525 already used by listen.smtp"), "{e}");
     }
 
     #[test]
