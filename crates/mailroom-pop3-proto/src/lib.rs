@@ -28,4 +28,4 @@ mod reply;
 mod server;
 
 pub use reply::{Code, Reply};
-pub use server::{Event, Limits, MaildropEntry, Server, ServerConfig};
+pub use server::{Event, KEEP_OUTPUT_CAPACITY, Limits, MaildropEntry, Server, ServerConfig};

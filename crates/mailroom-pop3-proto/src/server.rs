@@ -46,6 +46,9 @@ use crate::content;
 use crate::reply::Reply;
 use crate::reply::fixed::*;
 
+/// The output capacity [`Server::clear_output`] keeps between replies.
+pub const KEEP_OUTPUT_CAPACITY: usize = 1 << 20;
+
 /// The protocol limits the server enforces; the driver takes them from
 /// configuration so that every buffer stays bounded (style guide §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +366,24 @@ impl Server {
     /// Takes the bytes to send to the client (possibly none).
     pub fn take_output(&mut self) -> Vec<u8> {
         mem::take(&mut self.output)
+    }
+
+    /// The bytes waiting to be sent; pair with [`Server::clear_output`] to
+    /// write them without giving up the buffer.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Forgets the output once written, keeping the buffer for the next
+    /// reply: streaming a mailbox then reuses warm memory instead of
+    /// faulting in a fresh buffer per message. Capacity above
+    /// [`KEEP_OUTPUT_CAPACITY`] is released, so one large message does not
+    /// pin memory for the rest of a session.
+    pub fn clear_output(&mut self) {
+        self.output.clear();
+        if self.output.capacity() > KEEP_OUTPUT_CAPACITY {
+            self.output.shrink_to(KEEP_OUTPUT_CAPACITY);
+        }
     }
 
     /// How many octets wait in the output, so that a driver can flush

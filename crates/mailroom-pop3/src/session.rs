@@ -246,10 +246,10 @@ async fn expunge(ctx: &Pop3Context, mailbox: MailboxId, uids: &[Uid]) -> Result<
 }
 
 async fn write_output<S: AsyncWrite + Unpin>(stream: &mut S, server: &mut Server) -> io::Result<()> {
-    let out = server.take_output();
-    if !out.is_empty() {
-        stream.write_all(&out).await?;
+    if !server.output().is_empty() {
+        stream.write_all(server.output()).await?;
         stream.flush().await?;
+        server.clear_output();
     }
     Ok(())
 }

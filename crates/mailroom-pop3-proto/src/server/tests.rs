@@ -642,3 +642,26 @@ fn a_large_retr_streams_through() {
     s.message(content.as_bytes());
     assert_eq!(s.output_len(), "+OK 300000 octets\r\n".len() + 400_000 + 3);
 }
+
+#[test]
+fn clear_output_keeps_a_bounded_buffer() {
+    let script = Script::new();
+    let mut server = script.server();
+    assert!(server.output().starts_with(b"+OK "), "the greeting waits in the output");
+    server.clear_output();
+    assert!(server.output().is_empty());
+    server.feed(b"USER alice\r\nPASS secret\r\nRETR 1\r\n");
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(998).repeat(3000).replace("xx", "x\r\n"));
+    loop {
+        match server.next() {
+            Event::Login { .. } => server.accept_login(script.maildrop.clone()),
+            Event::Retrieve { .. } => server.message(big.as_bytes()),
+            _ => break,
+        }
+    }
+    assert!(server.output().len() > KEEP_OUTPUT_CAPACITY, "a large RETR fills the buffer");
+    server.clear_output();
+    assert!(server.output().is_empty());
+    // The buffer is reused but not pinned at its peak size.
+    assert!(server.output.capacity() <= KEEP_OUTPUT_CAPACITY);
+}
