@@ -28,6 +28,11 @@
 //!   independent implementation (no pipelining, by default one connection
 //!   per message), for a second opinion on the rate.
 //!
+//! - `pop3` mode (see `pop3.rs`): a large mailbox of mixed sizes is stored
+//!   directly before the server starts, then read back over POP3: STAT
+//!   latency, RETR throughput of the whole mailbox on one connection
+//!   (pipelined, and one at a time) and memory per idle session.
+//!
 //! Meanwhile the server's resident memory is sampled from `/proc/PID/status`
 //! every 20 ms, and its `VmHWM` (the kernel's exact high-water mark) read
 //! before it is stopped. Reported per run and as the median over `--runs`:
@@ -41,7 +46,9 @@
 //! machine, not absolute capacity.
 
 mod client;
+mod mailbox;
 mod message;
+mod pop3;
 mod server;
 mod source;
 mod stats;
@@ -55,6 +62,17 @@ use anyhow::{Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 
 use crate::message::{MAX_CONNECTIONS, MAX_MESSAGES, MAX_RUNS, MessageTemplate};
+
+/// The largest mailbox the `pop3` mode builds.
+const MAX_POP3_MESSAGES: usize = 1_000_000;
+/// The most idle POP3 sessions (each takes a descriptor here and in the
+/// server).
+const MAX_IDLE_SESSIONS: usize = 10_000;
+/// The deepest RETR pipeline.
+const MAX_WINDOW: usize = 1000;
+/// Connections beyond the idle sessions the server must admit: the
+/// measuring session and late closes of the warm-up ones.
+const WARM_UP_ROOM: usize = 64;
 use crate::server::{BenchServer, RssSampler, ServerSetup};
 use crate::stats::{Latency, RunReport};
 
@@ -73,6 +91,9 @@ enum Mode {
     Smtp(Common),
     /// Send with Postfix's smtp-source (package `postfix`).
     SmtpSource(SourceArgs),
+    /// Read a large mailbox back over POP3: STAT latency, RETR throughput,
+    /// memory per idle session.
+    Pop3(Pop3Args),
 }
 
 /// Options of both modes.
@@ -117,6 +138,45 @@ struct SourceArgs {
     reuse_connections: bool,
 }
 
+/// Options of the `pop3` mode.
+#[derive(Args, Clone)]
+struct Pop3Args {
+    /// Messages in alice's INBOX, stored before the server starts.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Their total size, spread log-normally over 2 KiB to 2 MiB per
+    /// message: octets, or with k/m suffixes (binary: 450MB is 450 MiB).
+    #[arg(long, default_value = "450MB", value_parser = message::parse_size)]
+    total_size: usize,
+    /// Unauthenticated sessions held open to measure their memory (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    idle_sessions: usize,
+    /// RETR commands outstanding at once in the pipelined pass.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// Skip the second, one-command-at-a-time RETR pass.
+    #[arg(long)]
+    no_strict: bool,
+    /// Record the server with `perf record -g` during the pipelined RETR
+    /// pass into PATH.runN.
+    #[arg(long, value_name = "PATH")]
+    perf: Option<PathBuf>,
+    /// Runs, each on a fresh server and data directory; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The mailroom binary (default: `mailroom` next to this executable,
+    /// built with `cargo build --release -p mailroom` if missing).
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Where to create the temporary data directories (default: the system
+    /// temporary directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Seconds the client part of one run may take before the tool gives up.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    timeout: u64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -138,6 +198,7 @@ fn main() -> ExitCode {
 /// Validates the options, then runs every run and prints the summary.
 async fn run(cli: Cli) -> Result<()> {
     let (common, source) = match cli.mode {
+        Mode::Pop3(args) => return pop3_runs(args).await,
         Mode::Smtp(common) => (common, None),
         Mode::SmtpSource(args) => {
             let binary = source::locate(args.smtp_source.as_deref())?;
@@ -172,6 +233,7 @@ async fn run(cli: Cli) -> Result<()> {
         parent_dir: common.dir.clone(),
         connections: common.connections,
         message_size: common.size,
+        pop3: false,
     };
 
     let mut reports = Vec::with_capacity(common.runs);
@@ -210,6 +272,63 @@ async fn run(cli: Cli) -> Result<()> {
     if failed > 0 {
         bail!("{failed} message(s) were not accepted; see the client errors above");
     }
+    Ok(())
+}
+
+/// Every run of the `pop3` mode, then the summary.
+async fn pop3_runs(args: Pop3Args) -> Result<()> {
+    ensure!((1..=MAX_POP3_MESSAGES).contains(&args.messages), "--messages must be 1..={MAX_POP3_MESSAGES}");
+    ensure!(args.idle_sessions <= MAX_IDLE_SESSIONS, "--idle-sessions must be 0..={MAX_IDLE_SESSIONS}");
+    ensure!((1..=MAX_WINDOW).contains(&args.window), "--window must be 1..={MAX_WINDOW}");
+    ensure!((1..=MAX_RUNS).contains(&args.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(args.timeout > 0, "--timeout must be positive");
+    let sizes = mailbox::sizes(args.messages, args.total_size)?;
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
+    }
+    let binary = server::locate_binary(args.server.as_deref())?;
+    println!(
+        "mailroom-bench pop3: {} messages, {} octets in total ({:.1} MB), {} idle sessions, window {}, {} run(s)",
+        args.messages,
+        args.total_size,
+        args.total_size as f64 / 1e6,
+        args.idle_sessions,
+        args.window,
+        args.runs
+    );
+    println!("server binary: {}{}", binary.display(), age(&binary));
+    if binary.components().any(|c| c.as_os_str() == "debug") {
+        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
+    }
+    let setup = ServerSetup {
+        binary,
+        parent_dir: args.dir.clone(),
+        connections: args.idle_sessions + WARM_UP_ROOM,
+        message_size: mailbox::MAX_MESSAGE,
+        pop3: true,
+    };
+    let options = pop3::Options {
+        idle_sessions: args.idle_sessions,
+        window: args.window,
+        strict: !args.no_strict,
+        perf: args.perf.clone(),
+        limit: Duration::from_secs(args.timeout),
+    };
+    let mut reports = Vec::with_capacity(args.runs);
+    // As in the SMTP modes, every run's directory is kept until the end:
+    // deleting thousands of blob files would slow the next run's writes.
+    let mut kept = Vec::with_capacity(args.runs);
+    for run in 1..=args.runs {
+        let (report, server) = pop3::run(&setup, &options, &sizes, run).await?;
+        kept.push(server);
+        report.print(run, args.runs);
+        reports.push(report);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    pop3::print_summary(&reports);
     Ok(())
 }
 

@@ -105,9 +105,15 @@ fn header_block(date: &str, run: usize, conn: usize, seq: usize) -> Vec<u8> {
 /// CRLF, in paragraphs separated by empty lines. Some lines start with `.`
 /// (and one is a lone `.`) so that dot-stuffing is exercised.
 fn body_text(len: usize) -> Vec<u8> {
+    body_text_seeded(len, 0x2545_f491)
+}
+
+/// [`body_text`] with the words chosen by `seed` (any value; 0 is replaced,
+/// as xorshift needs a non-zero state).
+pub fn body_text_seeded(len: usize, seed: u32) -> Vec<u8> {
     debug_assert!(len >= 2);
     let mut out = Vec::with_capacity(len);
-    let mut rng: u32 = 0x2545_f491;
+    let mut rng: u32 = if seed == 0 { 0x2545_f491 } else { seed };
     let mut next = move || {
         // xorshift32: deterministic, dependency-free word choice.
         rng ^= rng << 13;

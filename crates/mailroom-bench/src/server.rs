@@ -89,6 +89,31 @@ pub struct ServerSetup {
     pub connections: usize,
     /// The message size in octets.
     pub message_size: usize,
+    /// Whether to listen for POP3 too (and wait for its listening line).
+    pub pop3: bool,
+}
+
+/// A configured data directory with the domain and alice added, whose
+/// server is not started yet: the store may be filled directly meanwhile.
+/// Dropping it removes the directory.
+pub struct Prepared {
+    binary: PathBuf,
+    config: PathBuf,
+    data_dir: PathBuf,
+    pop3: bool,
+    dir: TempDir,
+}
+
+impl Prepared {
+    /// The directory holding the server's database and blobs.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The temporary directory everything of this run lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 /// A running (or stopped) server with its temporary directory. Dropping it
@@ -96,6 +121,7 @@ pub struct ServerSetup {
 pub struct BenchServer {
     child: Child,
     addr: SocketAddr,
+    pop3_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     stderr_log: PathBuf,
     stopped: bool,
@@ -106,8 +132,14 @@ pub struct BenchServer {
 impl BenchServer {
     /// Creates a temporary directory with a configuration file, adds the
     /// domain and alice with the admin CLI, starts `serve` and waits for its
-    /// `smtp listening on ADDR` line.
+    /// `smtp listening on ADDR` line (and the `pop3` one when configured).
     pub fn start(setup: &ServerSetup) -> Result<BenchServer> {
+        BenchServer::launch(BenchServer::prepare(setup)?)
+    }
+
+    /// Creates a temporary directory with a configuration file and adds the
+    /// domain and alice with the admin CLI; the server is not started.
+    pub fn prepare(setup: &ServerSetup) -> Result<Prepared> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("mailroom-bench-");
         let dir = match &setup.parent_dir {
@@ -127,6 +159,7 @@ impl BenchServer {
              shutdown_grace = \"{SHUTDOWN_GRACE_SECS}s\"\n\
              [listen]\n\
              smtp = \"127.0.0.1:0\"\n\
+             {}\
              [limits]\n\
              max_connections = {}\n\
              max_connections_per_ip = {per_ip}\n\
@@ -134,6 +167,7 @@ impl BenchServer {
              [log]\n\
              filter = \"warn\"\n",
             toml_string(&data_dir.to_string_lossy()),
+            if setup.pop3 { "pop3 = \"127.0.0.1:0\"\n" } else { "" },
             per_ip.max(1000),
         );
         std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
@@ -147,9 +181,16 @@ impl BenchServer {
             Some("bench-password\n"),
         )?;
 
+        Ok(Prepared { binary: setup.binary.clone(), config, data_dir, pop3: setup.pop3, dir })
+    }
+
+    /// Starts `serve` on a prepared directory and waits for its listening
+    /// lines.
+    pub fn launch(prepared: Prepared) -> Result<BenchServer> {
+        let Prepared { binary, config, data_dir, pop3, dir } = prepared;
         let stderr_log = dir.path().join("server.stderr");
         let stderr = File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
-        let mut child = Command::new(&setup.binary)
+        let mut child = Command::new(&binary)
             .arg("--config")
             .arg(&config)
             .arg("serve")
@@ -157,47 +198,64 @@ impl BenchServer {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("cannot start {} serve", setup.binary.display()))?;
+            .with_context(|| format!("cannot start {} serve", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             // Reads until the server exits, so its stdout never blocks.
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.trim().strip_prefix("smtp listening on ") {
-                    let _ = tx.send(addr.to_string());
+                let line = line.trim();
+                for proto in ["smtp", "pop3"] {
+                    if let Some(addr) = line.strip_prefix(proto).and_then(|l| l.strip_prefix(" listening on ")) {
+                        let _ = tx.send((proto, addr.to_string()));
+                    }
                 }
             }
         });
         let mut server = BenchServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pop3_addr: None,
             data_dir,
             stderr_log,
             stopped: false,
             dir,
         };
-        let line = match rx.recv_timeout(LISTEN_TIMEOUT) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                bail!(
-                    "the server printed no `smtp listening on` line within {LISTEN_TIMEOUT:?}{}",
-                    server.stderr_tail()
-                )
+        let wanted: &[&str] = if pop3 { &["smtp", "pop3"] } else { &["smtp"] };
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        let mut missing: Vec<&str> = wanted.to_vec();
+        while !missing.is_empty() {
+            let expected = format!("`{} listening on`", missing[0]);
+            let (proto, line) = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(got) => got,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    bail!("the server printed no {expected} line within {LISTEN_TIMEOUT:?}{}", server.stderr_tail())
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.child.wait().ok();
+                    server.stopped = true;
+                    bail!(
+                        "the server exited ({}) without printing {expected}{}",
+                        status.map_or_else(|| "unknown status".to_string(), |s| s.to_string()),
+                        server.stderr_tail()
+                    )
+                }
+            };
+            let addr: SocketAddr = line.parse().with_context(|| format!("bad {proto} listening address {line:?}"))?;
+            ensure!(addr.ip().is_loopback(), "the server listens for {proto} on {addr} instead of loopback");
+            match proto {
+                "pop3" => server.pop3_addr = Some(addr),
+                _ => server.addr = addr,
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = server.child.wait().ok();
-                server.stopped = true;
-                bail!(
-                    "the server exited ({}) without printing `smtp listening on`{}",
-                    status.map_or_else(|| "unknown status".to_string(), |s| s.to_string()),
-                    server.stderr_tail()
-                )
-            }
-        };
-        server.addr = line.parse().with_context(|| format!("bad listening address {line:?}"))?;
-        ensure!(server.addr.ip().is_loopback(), "the server listens on {} instead of loopback", server.addr);
+            missing.retain(|m| *m != proto);
+        }
         Ok(server)
+    }
+
+    /// The POP3 listener's address, when POP3 was configured.
+    pub fn pop3_addr(&self) -> Option<SocketAddr> {
+        self.pop3_addr
     }
 
     /// The SMTP listener's address.

@@ -1,0 +1,289 @@
+//! The POP3 benchmark's mailbox: `--messages` messages of mixed sizes
+//! summing to `--total-size`, written straight into the store before the
+//! server starts.
+//!
+//! Sizes follow a log-normal spread (as real mail does: many small
+//! messages, a long tail of large ones) clamped to [`MIN_MESSAGE`] ..=
+//! [`MAX_MESSAGE`], with the location chosen so that the sizes sum to the
+//! requested total exactly. Every message has its own realistic header
+//! block and CRLF text lines (some starting with `.`, so the server must
+//! dot-stuff), all from a fixed seed: every run stores the same mailbox.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, ensure};
+use mailroom_store::{AnyStore, HeaderCache, MailStore, NewMessage, StoreOptions};
+use mailroom_types::{AccountId, Address, Flags, IdGenerator, SystemClock};
+use tokio::task::JoinSet;
+
+use crate::message::{RECIPIENT, body_text_seeded, rfc5322_date};
+
+/// The smallest message generated.
+pub const MIN_MESSAGE: usize = 2 * 1024;
+/// The largest message generated.
+pub const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+/// The spread of the log-normal size distribution (σ of the logarithm).
+const SIGMA: f64 = 1.1;
+/// The seed of the size distribution.
+const SIZE_SEED: u64 = 0x6d61_696c_726f_6f6d;
+/// Messages generated, written and delivered at once while populating:
+/// enough for group commit to batch the metadata and for the blob fsyncs
+/// to overlap.
+const POPULATE_CONCURRENCY: usize = 16;
+
+/// What was stored.
+#[derive(Debug, Clone)]
+pub struct Populated {
+    /// Messages delivered.
+    pub count: u64,
+    /// Their total size in octets.
+    pub octets: u64,
+    /// Their sizes, sorted, to compare with what LIST says.
+    pub sorted_sizes: Vec<u64>,
+    /// Wall time of the population.
+    pub took: Duration,
+}
+
+/// Checks that `count` messages can sum to `total` within the size bounds.
+pub fn check_shape(count: usize, total: usize) -> Result<()> {
+    ensure!(count > 0, "need at least one message");
+    let average = total / count;
+    ensure!(
+        count.checked_mul(MIN_MESSAGE).is_some_and(|min| min <= total)
+            && count.checked_mul(MAX_MESSAGE).is_none_or(|max| total <= max),
+        "--total-size {total} over {count} messages averages {average} octets; it must be between \
+         {MIN_MESSAGE} and {MAX_MESSAGE} octets per message"
+    );
+    Ok(())
+}
+
+/// `count` message sizes in [`MIN_MESSAGE`] ..= [`MAX_MESSAGE`] summing to
+/// exactly `total`: log-normal, deterministic.
+pub fn sizes(count: usize, total: usize) -> Result<Vec<usize>> {
+    check_shape(count, total)?;
+    let mut rng = SplitMix(SIZE_SEED);
+    let normals: Vec<f64> = (0..count).map(|_| rng.normal()).collect();
+    let (lo, hi) = (MIN_MESSAGE as f64, MAX_MESSAGE as f64);
+    let at = |mu: f64| -> Vec<usize> {
+        normals.iter().map(|z| (mu + SIGMA * z).exp().clamp(lo, hi).round() as usize).collect()
+    };
+    // The clamped sum grows with the location: bisect for the total.
+    let (mut low, mut high) = (lo.ln() - 4.0 * SIGMA, hi.ln() + 4.0 * SIGMA);
+    for _ in 0..100 {
+        let mid = (low + high) / 2.0;
+        if at(mid).iter().sum::<usize>() < total {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let mut sizes = at(low);
+    // Spread the rounding remainder over messages with room for it.
+    let mut sum: usize = sizes.iter().sum();
+    for size in &mut sizes {
+        if sum < total {
+            let add = (MAX_MESSAGE - *size).min(total - sum);
+            *size += add;
+            sum += add;
+        } else if sum > total {
+            let cut = (*size - MIN_MESSAGE).min(sum - total);
+            *size -= cut;
+            sum -= cut;
+        } else {
+            break;
+        }
+    }
+    ensure!(sum == total, "cannot make {count} sizes sum to {total}");
+    Ok(sizes)
+}
+
+/// Message `index` (0-based) of `count`, exactly `size` octets, CRLF lines.
+pub fn message(index: usize, count: usize, size: usize, date: &str) -> Result<Vec<u8>> {
+    let header = header_block(index, count, date);
+    ensure!(size >= header.len() + 2, "message size {size} is below its header block ({} octets)", header.len());
+    let seed = (index as u32).wrapping_mul(0x9e37_79b9) ^ 0x5bd1_e995;
+    let mut bytes = header.into_bytes();
+    bytes.extend_from_slice(&body_text_seeded(size - bytes.len(), seed));
+    debug_assert_eq!(bytes.len(), size);
+    Ok(bytes)
+}
+
+/// A header block such as a mailing-list message has after local delivery,
+/// ending with the empty line.
+fn header_block(index: usize, count: usize, date: &str) -> String {
+    let sender = index % 97;
+    let relay = index % 13 + 10;
+    format!(
+        "Return-Path: <sender{sender:02}@lists.example.org>\r\n\
+         Received: from mx{relay}.example.org (mx{relay}.example.org [192.0.2.{relay}])\r\n\
+         \tby bench.test (Mailroom) with ESMTP id {index:014X}\r\n\
+         \tfor <{RECIPIENT}>; {date}\r\n\
+         From: List Member {sender} <sender{sender:02}@lists.example.org>\r\n\
+         To: Alice <{RECIPIENT}>\r\n\
+         Subject: POP3 benchmark message {} of {count}: weekly project update\r\n\
+         Date: {date}\r\n\
+         Message-ID: <pop3.{index}.{count}@lists.example.org>\r\n\
+         List-Id: <project.lists.example.org>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\
+         \r\n",
+        index + 1
+    )
+}
+
+/// Opens the store in `data_dir` (the server must not be running) and
+/// delivers one message of each size into alice's INBOX, the blobs written
+/// and fsync'd as the server does, many at once so that commits group.
+pub async fn populate(data_dir: &Path, sizes: &[usize]) -> Result<Populated> {
+    let start = Instant::now();
+    let options = StoreOptions::new(data_dir, Arc::new(SystemClock));
+    let store =
+        AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let address = Address::parse(RECIPIENT).with_context(|| format!("bad address {RECIPIENT}"))?;
+    let account = store
+        .account(&address)
+        .await
+        .context("cannot look up the account")?
+        .with_context(|| format!("account {RECIPIENT} is missing from the store"))?
+        .id;
+    let sizes: Arc<[usize]> = sizes.into();
+    let ids = Arc::new(IdGenerator::new(SIZE_SEED));
+    let date = Arc::new(rfc5322_date(SystemTime::now()));
+    let mut tasks = JoinSet::new();
+    for worker in 0..POPULATE_CONCURRENCY.min(sizes.len()) {
+        let (store, sizes, ids, date) = (store.clone(), Arc::clone(&sizes), Arc::clone(&ids), Arc::clone(&date));
+        tasks.spawn(async move {
+            for index in (worker..sizes.len()).step_by(POPULATE_CONCURRENCY) {
+                deliver_one(&store, account, &ids, index, &sizes, &date)
+                    .await
+                    .with_context(|| format!("cannot store message {}", index + 1))?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("a populating task panicked")??;
+    }
+    // Every delivery has returned, so everything is committed; the store
+    // closes once the last handle is gone.
+    drop(store);
+    let mut sorted_sizes: Vec<u64> = sizes.iter().map(|&s| s as u64).collect();
+    sorted_sizes.sort_unstable();
+    Ok(Populated { count: sizes.len() as u64, octets: sorted_sizes.iter().sum(), sorted_sizes, took: start.elapsed() })
+}
+
+/// Generates, writes (fsync'd) and delivers message `index`.
+async fn deliver_one(
+    store: &AnyStore,
+    account: AccountId,
+    ids: &Arc<IdGenerator>,
+    index: usize,
+    sizes: &Arc<[usize]>,
+    date: &Arc<String>,
+) -> Result<()> {
+    let blobs = store.blobs().clone();
+    let (ids, sizes, date) = (Arc::clone(ids), Arc::clone(sizes), Arc::clone(date));
+    let (blob, size, headers) = tokio::task::spawn_blocking(move || {
+        let bytes = message(index, sizes.len(), sizes[index], &date)?;
+        let mut writer = blobs.create(ids.blob_id(SystemTime::now()))?;
+        writer.write(&bytes)?;
+        let (blob, size) = writer.finish()?;
+        let headers = HeaderCache {
+            from: format!("List Member {0} <sender{0:02}@lists.example.org>", index % 97),
+            to: format!("Alice <{RECIPIENT}>"),
+            subject: format!("POP3 benchmark message {} of {}: weekly project update", index + 1, sizes.len()),
+            message_id: format!("<pop3.{index}.{}@lists.example.org>", sizes.len()),
+            date: SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64),
+        };
+        anyhow::Ok((blob, size, headers))
+    })
+    .await
+    .context("a blob-writing task panicked")??;
+    let new = NewMessage {
+        blob,
+        size,
+        internal_date: SystemTime::now(),
+        flags: Flags::empty(),
+        keywords: Vec::new(),
+        headers,
+    };
+    store.deliver(&new, &[account]).await.context("delivery failed")?;
+    Ok(())
+}
+
+/// SplitMix64: a small, deterministic generator (no dependency needed).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_sum_exactly_within_bounds() {
+        for (count, total) in [(10_000, 450 * 1024 * 1024), (100, 1024 * 1024), (1, 5000), (3, 3 * MIN_MESSAGE)] {
+            let s = sizes(count, total).unwrap();
+            assert_eq!(s.len(), count);
+            assert_eq!(s.iter().sum::<usize>(), total);
+            assert!(s.iter().all(|&x| (MIN_MESSAGE..=MAX_MESSAGE).contains(&x)));
+        }
+        assert_eq!(sizes(100, 1024 * 1024).unwrap(), sizes(100, 1024 * 1024).unwrap(), "deterministic");
+        assert!(sizes(10, 10 * MIN_MESSAGE - 1).is_err());
+        assert!(sizes(10, 10 * MAX_MESSAGE + 1).is_err());
+        assert!(sizes(0, 1000).is_err());
+    }
+
+    #[test]
+    fn sizes_are_spread() {
+        let s = sizes(10_000, 450 * 1024 * 1024).unwrap();
+        let mut sorted = s.clone();
+        sorted.sort_unstable();
+        let median = sorted[sorted.len() / 2];
+        assert!(median < 47 * 1024 && median > 8 * 1024, "median {median}");
+        assert!(sorted[sorted.len() - 1] > 1024 * 1024);
+        assert!(sorted[0] < 4 * 1024);
+    }
+
+    #[test]
+    fn messages_are_crlf_text_of_the_exact_size() {
+        for (index, size) in [(0, MIN_MESSAGE), (41, 50_000), (9_999, MAX_MESSAGE)] {
+            let m = message(index, 10_000, size, "Sat, 22 Nov 2025 06:12:00 +0000").unwrap();
+            assert_eq!(m.len(), size);
+            assert!(m.ends_with(b"\r\n"));
+            for (i, &b) in m.iter().enumerate() {
+                if b == b'\n' {
+                    assert!(i > 0 && m[i - 1] == b'\r', "bare LF at {i}");
+                }
+                if b == b'\r' {
+                    assert_eq!(m.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+                }
+            }
+            assert!(m.windows(3).any(|w| w == b"\n. "), "a line starts with a dot");
+            assert!(m.split(|&b| b == b'\n').all(|l| l.len() <= 1000));
+        }
+        assert_ne!(message(1, 10, 4096, "d").unwrap()[700..], message(2, 10, 4096, "d").unwrap()[700..]);
+    }
+}
