@@ -46,7 +46,7 @@ impl BlobStore {
         }
         let path = self.path(&id);
         let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-        Ok(BlobWriter { file: Some(file), path, id, written: 0 })
+        Ok(BlobWriter { file: Some(file), path, id, written: 0, tail: [0; 2] })
     }
 
     /// Reads a whole blob.
@@ -83,6 +83,8 @@ pub struct BlobWriter {
     path: PathBuf,
     id: BlobId,
     written: u64,
+    /// The last two octets written, to complete the last line at finish.
+    tail: [u8; 2],
 }
 
 impl BlobWriter {
@@ -106,12 +108,25 @@ impl BlobWriter {
         let file = self.file.as_mut().ok_or_else(|| io::Error::other("blob writer already finished"))?;
         file.write_all(buf)?;
         self.written += buf.len() as u64;
+        match buf {
+            [.., a, b] => self.tail = [*a, *b],
+            [b] => self.tail = [self.tail[1], *b],
+            [] => {}
+        }
         Ok(())
     }
 
-    /// Fsyncs the file and its directory entry, and hands back the blob's id
-    /// and size: from here on the blob survives a crash.
+    /// Ends the last line with CRLF if it lacks one, fsyncs the file and its
+    /// directory entry, and hands back the blob's id and size: from here on
+    /// the blob survives a crash.
+    ///
+    /// Every blob thus holds complete CRLF lines (RFC 5322 §2.1), whoever
+    /// wrote it: BDAT content may lack the final line end, and readers count
+    /// on it (a POP3 size must equal the octets RETR sends).
     pub fn finish(mut self) -> io::Result<(BlobId, u64)> {
+        if self.written > 0 && self.tail != *b"\r\n" {
+            self.write(b"\r\n")?;
+        }
         let file = self.file.take().ok_or_else(|| io::Error::other("blob writer already finished"))?;
         let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
         if let Err(e) = file.sync_all().and_then(|()| sync_dir(&dir)) {
@@ -143,10 +158,10 @@ mod tests {
         let ids = IdGenerator::new(1);
         let mut w = store.create(ids.blob_id(SystemTime::now())).unwrap();
         w.write(b"hello ").unwrap();
-        w.write(b"world").unwrap();
+        w.write(b"world\r\n").unwrap();
         let (id, size) = w.finish().unwrap();
-        assert_eq!(size, 11);
-        assert_eq!(store.read(&id).unwrap(), b"hello world");
+        assert_eq!(size, 13);
+        assert_eq!(store.read(&id).unwrap(), b"hello world\r\n");
         assert!(store.create(id.clone()).is_err(), "an existing blob is never overwritten");
 
         let mut aborted = store.create(ids.blob_id(SystemTime::now())).unwrap();
@@ -156,5 +171,26 @@ mod tests {
         assert!(!path.exists(), "an unfinished blob leaves no file");
         store.delete(&id).unwrap();
         store.delete(&id).unwrap();
+    }
+
+    #[test]
+    fn finish_completes_the_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let ids = IdGenerator::new(2);
+        for (parts, stored) in [
+            (&[&b"Subject: x\r\n\r\nno end"[..]][..], &b"Subject: x\r\n\r\nno end\r\n"[..]),
+            (&[&b"a\r"[..], &b"\n"[..]][..], &b"a\r\n"[..]),
+            (&[&b"a\r\n"[..], &b"b\r"[..]][..], &b"a\r\nb\r\r\n"[..]),
+            (&[][..], &b""[..]),
+        ] {
+            let mut w = store.create(ids.blob_id(SystemTime::now())).unwrap();
+            for p in parts {
+                w.write(p).unwrap();
+            }
+            let (id, size) = w.finish().unwrap();
+            assert_eq!(store.read(&id).unwrap(), stored);
+            assert_eq!(size, stored.len() as u64);
+        }
     }
 }
