@@ -12,9 +12,10 @@
 //! 3. checks which blobs given up by the batch's jobs (expunge, account
 //!    deletion) no message references any more;
 //! 4. `COMMIT`: one WAL fsync (`synchronous=FULL`) for the whole batch;
-//! 5. sends the replies: a caller hears `Ok` only after its change is
+//! 5. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox, so
+//!    that once a caller hears of its write every subscriber has the event;
+//! 6. sends the replies: a caller hears `Ok` only after its change is
 //!    durable (the commit-before-2xx contract of design.md);
-//! 6. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox;
 //! 7. deletes the unreferenced blob files, best effort: a file left behind
 //!    is only wasted space, as no row points at it.
 //!
@@ -197,12 +198,17 @@ impl Writer {
                 None
             }
         };
+        // Events go out before the replies: a caller that hears its write
+        // succeeded can rely on every subscriber's queue already holding the
+        // change (a POP3 session checks its queue before serving a message).
+        if unreferenced.is_some() {
+            self.broadcast(effects.events);
+        }
         let status = outcome.as_ref().map(|_| ());
         for job in batch.drain(..) {
             job.finish(status);
         }
         if let Some(unreferenced) = unreferenced {
-            self.broadcast(effects.events);
             for id in unreferenced {
                 if let Err(error) = self.blobs.delete(id) {
                     tracing::warn!(blob = %id, %error, "unreferenced blob not deleted");
