@@ -154,12 +154,17 @@ where
                 }
             }
             Event::Update { deleted } => {
-                let Some(drop) = maildrop.as_ref() else {
+                let Some(drop) = maildrop.take() else {
                     server.update_done(0);
                     continue;
                 };
                 let uids: Vec<Uid> = deleted.iter().filter_map(|n| drop.messages.get(n - 1)).map(|m| m.0).collect();
-                match expunge(ctx, drop.mailbox, &uids).await {
+                let expunged = expunge(ctx, drop.mailbox, &uids).await;
+                // The lock goes after the expunge has committed and before
+                // the final +OK is written: a client reconnecting at once
+                // finds the maildrop free and already without the messages.
+                std::mem::drop(drop);
+                match expunged {
                     Ok(removed) => {
                         summary.deleted = removed as u32;
                         server.update_done(removed);
