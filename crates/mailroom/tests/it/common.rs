@@ -506,7 +506,10 @@ impl InProcess {
             shutdown_grace: mailroom_services::config::HumanDuration(Duration::from_secs(2)),
             ..Config::default()
         };
+        // Every listener on an ephemeral port: tests run in parallel, and a
+        // default fixed port (pop3 1110) would collide between them.
         config.listen.smtp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.listen.pop3 = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         adjust(&mut config);
         config.validate(Path::new("(test)")).expect("valid test config");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -529,6 +532,11 @@ impl InProcess {
     /// `user`'s INBOX with blob bytes.
     pub fn inbox(&self, user: &str) -> Vec<(MessageRecord, Vec<u8>)> {
         self.rt.block_on(inbox(&self.store, user))
+    }
+
+    /// The bound POP3 address (start with `listen.pop3` set, e.g. to port 0).
+    pub fn pop3_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.pop3).expect("pop3 listener bound")
     }
 }
 

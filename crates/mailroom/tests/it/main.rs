@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod e2e;
 mod limits;
+mod pop3;
 mod shutdown;
