@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use mailroom_pop3_proto::{Code, Event, MaildropEntry, Reply, Server, ServerConfig};
 use mailroom_services::auth::Login;
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
-use mailroom_store::{AccountRecord, BlobStore, ChangeEvent, MailStore, StoreError};
+use mailroom_store::{AccountRecord, ChangeEvent, MailStore, StoreError};
 use mailroom_types::{BlobId, MailboxId, Uid};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
@@ -35,6 +35,8 @@ const READ_CHUNK: usize = 4096;
 const FLUSH_AT: usize = 256 * 1024;
 /// Blobs up to this size are read without leaving the async thread.
 const INLINE_READ: u64 = 1 << 20;
+/// The message read buffer is kept for the next RETR up to this capacity.
+const MESSAGE_BUFFER: usize = 1 << 20;
 
 /// What a finished session did, for its summary log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,7 @@ where
     let mut maildrop: Option<Maildrop> = None;
     let mut summary = SessionSummary::default();
     let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut message_buf = Vec::new();
     loop {
         if server.output_len() >= FLUSH_AT {
             write_output(&mut stream, &mut server).await?;
@@ -141,12 +144,15 @@ where
                     server.message_unavailable();
                     continue;
                 };
-                match read_message(ctx, drop, msg).await {
-                    Ok(Some(bytes)) => {
+                match read_message(ctx, drop, msg, &mut message_buf).await {
+                    Ok(true) => {
                         summary.retrieved += 1;
-                        server.message(&bytes);
+                        server.message(&message_buf);
+                        if message_buf.capacity() > MESSAGE_BUFFER {
+                            message_buf = Vec::new();
+                        }
                     }
-                    Ok(None) => server.message_unavailable(),
+                    Ok(false) => server.message_unavailable(),
                     Err(e) => {
                         warn!(error = %e, msg, "cannot read message");
                         server.message_unavailable();
@@ -214,32 +220,39 @@ async fn open_maildrop(ctx: &Pop3Context, account: &AccountRecord) -> Result<(Ma
     Ok((Maildrop { mailbox: inbox.id, messages, changes, changed: false, _lock: lock }, entries))
 }
 
-/// The raw bytes of message `msg` (1-based), or `None` when it no longer
+/// Reads message `msg` (1-based) into `buf`; `false` when it no longer
 /// exists.
-async fn read_message(ctx: &Pop3Context, drop: &mut Maildrop, msg: usize) -> Result<Option<Vec<u8>>, StoreError> {
+async fn read_message(
+    ctx: &Pop3Context,
+    drop: &mut Maildrop,
+    msg: usize,
+    buf: &mut Vec<u8>,
+) -> Result<bool, StoreError> {
     let Some((uid, blob, size)) = drop.messages.get(msg - 1).cloned() else {
-        return Ok(None);
+        return Ok(false);
     };
     drop.poll_changes();
     if drop.changed && ctx.store.message(drop.mailbox, uid).await?.is_none() {
-        return Ok(None);
+        return Ok(false);
     }
     let blobs = ctx.store.blobs().clone();
     let read = if size <= INLINE_READ {
-        blobs.read(&blob)
+        blobs.read_into(&blob, buf)
     } else {
-        tokio::task::spawn_blocking(move || read_blob(&blobs, &blob)).await.map_err(io::Error::other)?
+        // Large: off the async threads, into a buffer of its own (the
+        // reused one stays small, see `MESSAGE_BUFFER`).
+        let mut big = Vec::new();
+        let r = tokio::task::spawn_blocking(move || blobs.read_into(&blob, &mut big).map(|()| big))
+            .await
+            .map_err(io::Error::other)?;
+        r.map(|big| *buf = big)
     };
     match read {
-        Ok(bytes) => Ok(Some(bytes)),
+        Ok(()) => Ok(true),
         // Expunged and reclaimed between the check and the read.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-fn read_blob(blobs: &BlobStore, blob: &BlobId) -> io::Result<Vec<u8>> {
-    blobs.read(blob)
 }
 
 /// RFC 1939 §6: the UPDATE state removes the marked messages.

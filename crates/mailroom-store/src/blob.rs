@@ -56,6 +56,15 @@ impl BlobStore {
         Ok(buf)
     }
 
+    /// Reads a whole blob into `buf`, replacing its contents; a caller
+    /// reading many blobs reuses one warm buffer instead of faulting in a
+    /// fresh allocation per blob.
+    pub fn read_into(&self, id: &BlobId, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.clear();
+        File::open(self.path(id))?.read_to_end(buf)?;
+        Ok(())
+    }
+
     /// Opens a blob for streaming.
     pub fn open_blob(&self, id: &BlobId) -> io::Result<File> {
         File::open(self.path(id))
