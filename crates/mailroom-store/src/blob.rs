@@ -70,6 +70,29 @@ impl BlobStore {
         File::open(self.path(id))
     }
 
+    /// The blobs in the `newest` most recent shard directories (a crash can
+    /// only leave unfinished or uncommitted blobs there). Files whose names
+    /// are not blob ids are ignored.
+    pub fn recent_blobs(&self, newest: usize) -> io::Result<Vec<BlobId>> {
+        let mut shards: Vec<String> = fs::read_dir(&self.root)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.len() == 8)
+            .collect();
+        // Fixed-width hex hours: name order is time order.
+        shards.sort();
+        let mut out = Vec::new();
+        for shard in shards.iter().rev().take(newest) {
+            for entry in fs::read_dir(self.root.join(shard))?.filter_map(|e| e.ok()) {
+                if let Some(id) = entry.file_name().to_str().and_then(|name| BlobId::parse(&format!("{shard}{name}"))) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes a blob; a missing file is not an error.
     pub fn delete(&self, id: &BlobId) -> io::Result<()> {
         match fs::remove_file(self.path(id)) {

@@ -68,6 +68,7 @@ where
     unchanged_since(&open).await;
     visible_from_fresh_handle(&open).await;
     blobs_deleted_when_unreferenced(&open).await;
+    orphan_blobs_are_swept(&open).await;
     change_events_after_commit(&open).await;
 }
 
@@ -664,6 +665,25 @@ pub async fn blobs_deleted_when_unreferenced(open: &impl OpenStore) {
     eventually("a deleted account's own blob is deleted", || !only_a_path.exists()).await;
     assert!(both_path.exists(), "a blob b still references survives a's deletion");
     assert_eq!(store.messages(inbox_b).await.expect("list").len(), 1);
+}
+
+/// The start-up sweep deletes blobs a crash left without rows, and only
+/// those: delivered messages keep theirs.
+pub async fn orphan_blobs_are_swept(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "sweep.test").await;
+    let a = add_account(&store, "a@sweep.test").await;
+    let kept = message(&store, "delivered");
+    store.deliver(&kept, &[a]).await.expect("deliver");
+    let orphan = message(&store, "written, never committed");
+    let orphan_path = store.blobs().path(&orphan.blob);
+    assert!(orphan_path.exists());
+    let swept = store.sweep_orphan_blobs(2).await.expect("sweep");
+    assert!(swept >= 1, "at least the orphan is swept");
+    assert!(!orphan_path.exists(), "the orphan is gone");
+    let raw = store.blobs().read(&kept.blob).expect("the delivered blob survives");
+    assert_eq!(raw.len() as u64, kept.size);
+    assert_eq!(store.sweep_orphan_blobs(2).await.expect("sweep again"), 0, "nothing left to sweep");
 }
 
 /// Change events arrive after the commit: when a subscriber hears of a

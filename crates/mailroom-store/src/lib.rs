@@ -166,6 +166,13 @@ pub trait MailStore: Send + Sync + 'static {
     /// any more. Returns the UIDs removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> impl Future<Output = Result<Vec<Uid>>> + Send;
 
+    /// Deletes blob files in the newest `shards` shard directories that no
+    /// message references: what a crash left between writing a blob and
+    /// committing its rows. Only for a server starting up, holding the
+    /// data directory's lock, before it accepts anything (a blob being
+    /// written has no row yet either). Returns how many were deleted.
+    fn sweep_orphan_blobs(&self, shards: usize) -> impl Future<Output = Result<usize>> + Send;
+
     /// The raw bytes live here.
     fn blobs(&self) -> &BlobStore;
     /// Change events for every commit made through this handle's process.
@@ -263,6 +270,9 @@ impl MailStore for AnyStore {
     }
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         dispatch!(self, s => s.expunge(mailbox, uids).await)
+    }
+    async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {
+        dispatch!(self, s => s.sweep_orphan_blobs(shards).await)
     }
     fn blobs(&self) -> &BlobStore {
         dispatch!(self, s => s.blobs())

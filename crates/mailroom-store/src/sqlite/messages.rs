@@ -11,7 +11,7 @@
 //! - UIDVALIDITY is `max(now, last + 1)` with `last` kept in `meta`, so it is
 //!   unique across the whole store and increases even within one second.
 
-use mailroom_types::{AccountId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+use mailroom_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::convert::{self, Db};
@@ -391,4 +391,17 @@ pub(crate) fn message(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result
         Some(row) => Ok(Some(message_row(mailbox, row)?)),
         None => Ok(None),
     }
+}
+
+/// The blobs of `candidates` that no message references.
+pub(crate) fn unreferenced(conn: &Connection, candidates: Vec<BlobId>) -> Result<Vec<BlobId>> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1)").db()?;
+    let mut out = Vec::new();
+    for id in candidates {
+        let used: bool = stmt.query_row([id.as_str()], |r| r.get(0)).db()?;
+        if !used {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }

@@ -261,6 +261,18 @@ impl MailStore for SqliteStore {
         self.inner.writer.write(move |conn, fx| messages::expunge(conn, fx, mailbox, &uids)).await
     }
 
+    async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {
+        let blobs = self.inner.blobs.clone();
+        let candidates = tokio::task::spawn_blocking(move || blobs.recent_blobs(shards))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("blob listing failed: {e}")))??;
+        let orphans = self.read(move |conn| messages::unreferenced(conn, candidates)).await?;
+        for id in &orphans {
+            self.inner.blobs.delete(id)?;
+        }
+        Ok(orphans.len())
+    }
+
     fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }
