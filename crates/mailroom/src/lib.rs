@@ -13,7 +13,7 @@ use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_smtp::SmtpContext;
-use mailroom_store::{AnyStore, StoreOptions};
+use mailroom_store::{AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Clock, IdGenerator, SystemClock};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -26,6 +26,42 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     AnyStore::open(&StoreOptions { data_dir: config.data_dir.clone(), clock })
         .await
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+/// Held while a server runs: an exclusive lock on `data_dir/serve.lock`, so
+/// two servers never share one data directory (the blob sweep at start
+/// relies on that). The operating system releases it when the process
+/// ends, however it ends.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Takes the data directory for a serving process, then deletes the blobs
+/// a crash left written but never committed (they were invisible, but
+/// took space). Admin commands do not take the lock: they write no blobs.
+pub async fn claim_data_dir(config: &Config, store: &AnyStore) -> anyhow::Result<DataDirLock> {
+    let path = config.data_dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another mailroom serve is using data_dir {}", config.data_dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // A crash can only have left blobs in the newest shards (one per hour).
+    let swept = store.sweep_orphan_blobs(2).await.context("cannot sweep orphaned message files")?;
+    if swept > 0 {
+        info!(swept, "removed message files left unfinished by a crash");
+    }
+    Ok(DataDirLock { _file: file })
 }
 
 /// A running server: its bound addresses and the handle to stop it.

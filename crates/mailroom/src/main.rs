@@ -151,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve { demo } = cli.command {
         init_logging(&config);
         let store = mailroom::open_store(&config, Arc::clone(&clock)).await?;
+        let _lock = mailroom::claim_data_dir(&config, &store).await?;
         if demo {
             create_demo(&store).await?;
         }

@@ -291,3 +291,57 @@ fn admin_commands_while_serving() {
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
 }
+
+/// Two servers never share a data directory: the second stops with one
+/// clear line. (The start-up blob sweep relies on being alone.)
+#[test]
+fn second_server_on_one_data_dir_is_refused() {
+    let cfg = config();
+    cli_ok(&cfg.path, &["domain", "add", "example.test"], "");
+    let mut first = ServerProcess::start(&cfg.path, &[]);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(&cfg.path).arg("serve").env_remove("MAILROOM_CONFIG");
+    let second = run_with_timeout(cmd, b"", Duration::from_secs(15));
+    assert_error(&second, &["another mailroom serve is using data_dir"]);
+    first.sigterm();
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    // Once the first is gone, a new server starts.
+    let mut third = ServerProcess::start(&cfg.path, &[]);
+    third.sigterm();
+    assert!(third.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+/// A blob a crash left written but never committed is deleted when the
+/// server next starts; committed messages keep theirs.
+#[test]
+fn start_sweeps_blobs_a_crash_left_behind() {
+    let cfg = config();
+    cli_ok(&cfg.path, &["domain", "add", "example.test"], "");
+    assert_eq!(add_user(&cfg, "carol@example.test", "pw").status.code(), Some(0));
+    // Deliver one real message, so a real shard directory exists.
+    let mut server = ServerProcess::start(&cfg.path, &[]);
+    let mut c = SmtpClient::open(server.addr);
+    assert_eq!(c.command("MAIL FROM:<x@client.test>").unwrap().code, 250);
+    assert_eq!(c.command("RCPT TO:<carol@example.test>").unwrap().code, 250);
+    assert_eq!(c.command("DATA").unwrap().code, 354);
+    assert_eq!(c.command("Subject: kept\r\n\r\nhello\r\n.").unwrap().code, 250);
+    drop(c);
+    server.sigkill();
+    let blobs = cfg.data_dir.join("blobs");
+    let shard = std::fs::read_dir(&blobs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_type().unwrap().is_dir())
+        .expect("a shard directory")
+        .path();
+    let kept: Vec<_> = std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(kept.len(), 1);
+    let orphan = shard.join("ffffffffffffffffffffffff");
+    std::fs::write(&orphan, b"Subject: half-written\r\n").unwrap();
+
+    let mut server = ServerProcess::start(&cfg.path, &[]);
+    assert!(!orphan.exists(), "the orphan was swept at start");
+    assert!(kept[0].exists(), "the delivered message's blob is kept");
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
