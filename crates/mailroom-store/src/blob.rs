@@ -65,11 +65,6 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Opens a blob for streaming.
-    pub fn open_blob(&self, id: &BlobId) -> io::Result<File> {
-        File::open(self.path(id))
-    }
-
     /// The blobs in the `newest` most recent shard directories (a crash can
     /// only leave unfinished or uncommitted blobs there). Files whose names
     /// are not blob ids are ignored.

@@ -80,17 +80,6 @@ impl Running {
         self.trigger.trigger();
         while self.tasks.join_next().await.is_some() {}
     }
-
-    /// Waits for the listeners without stopping them (they stop on the
-    /// shutdown signal).
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
-    }
-
-    /// Begins graceful shutdown without waiting.
-    pub fn trigger_shutdown(&self) {
-        self.trigger.trigger();
-    }
 }
 
 /// Binds every configured listener and starts serving.
