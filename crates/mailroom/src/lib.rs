@@ -90,6 +90,9 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     let ids = Arc::new(IdGenerator::new(salt));
     let mut tasks = JoinSet::new();
     let grace: Duration = config.shutdown_grace.0;
+    if config.tls.cert.is_some() {
+        tracing::warn!("tls.cert and tls.key are not used yet: no listener speaks TLS in this version");
+    }
     let auth = Arc::new(
         Authenticator::new(Arc::clone(&clock), config.auth.failure_delay.0, config.auth.failure_delay_max.0)
             .context("cannot set up password checks")?,

@@ -114,7 +114,8 @@ impl ListenConfig {
     }
 }
 
-/// TLS material (used by the TLS listeners and STARTTLS).
+/// TLS material, for STARTTLS and the implicit-TLS listeners once they
+/// exist; validated now, and the server warns that it is unused.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
