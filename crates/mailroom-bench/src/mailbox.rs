@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
-use mailroom_store::{AnyStore, HeaderCache, MailStore, NewMessage, StoreOptions};
-use mailroom_types::{AccountId, Address, Flags, IdGenerator, SystemClock};
+use mailroom_store::{AnyStore, HeaderCache, MailStore, NewMessage};
+use mailroom_types::{AccountId, Flags, IdGenerator};
 use tokio::task::JoinSet;
 
 use crate::message::{RECIPIENT, body_text_seeded, rfc5322_date};
@@ -139,16 +139,8 @@ fn header_block(index: usize, count: usize, date: &str) -> String {
 /// and fsync'd as the server does, many at once so that commits group.
 pub async fn populate(data_dir: &Path, sizes: &[usize]) -> Result<Populated> {
     let start = Instant::now();
-    let options = StoreOptions::new(data_dir, Arc::new(SystemClock));
-    let store =
-        AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let address = Address::parse(RECIPIENT).with_context(|| format!("bad address {RECIPIENT}"))?;
-    let account = store
-        .account(&address)
-        .await
-        .context("cannot look up the account")?
-        .with_context(|| format!("account {RECIPIENT} is missing from the store"))?
-        .id;
+    let (store, account) = crate::server::open_recipient(data_dir).await?;
+    let account = account.id;
     let sizes: Arc<[usize]> = sizes.into();
     let ids = Arc::new(IdGenerator::new(SIZE_SEED));
     let date = Arc::new(rfc5322_date(SystemTime::now()));

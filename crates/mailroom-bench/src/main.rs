@@ -108,6 +108,13 @@ struct Common {
     /// Message size in octets: 10240, 10k, 1m...
     #[arg(long, default_value = "10k", value_parser = message::parse_size)]
     size: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How runs are made, in every mode.
+#[derive(Args, Clone)]
+struct RunArgs {
     /// Runs, each on a fresh server and data directory; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -119,7 +126,7 @@ struct Common {
     /// temporary directory). Its filesystem decides what fsync costs.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Seconds the sending of one run may take before the tool gives up.
+    /// Seconds the client part of one run may take before the tool gives up.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
 }
@@ -161,20 +168,8 @@ struct Pop3Args {
     /// pass into PATH.runN.
     #[arg(long, value_name = "PATH")]
     perf: Option<PathBuf>,
-    /// Runs, each on a fresh server and data directory; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// The mailroom binary (default: `mailroom` next to this executable,
-    /// built with `cargo build --release -p mailroom` if missing).
-    #[arg(long, value_name = "PATH")]
-    server: Option<PathBuf>,
-    /// Where to create the temporary data directories (default: the system
-    /// temporary directory).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Seconds the client part of one run may take before the tool gives up.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
-    timeout: u64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 fn main() -> ExitCode {
@@ -207,8 +202,8 @@ async fn run(cli: Cli) -> Result<()> {
     };
     ensure!((1..=MAX_CONNECTIONS).contains(&common.connections), "--connections must be 1..={MAX_CONNECTIONS}");
     ensure!((1..=MAX_MESSAGES).contains(&common.messages), "--messages must be 1..={MAX_MESSAGES}");
-    ensure!((1..=MAX_RUNS).contains(&common.runs), "--runs must be 1..={MAX_RUNS}");
-    ensure!(common.timeout > 0, "--timeout must be positive");
+    ensure!((1..=MAX_RUNS).contains(&common.run.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(common.run.timeout > 0, "--timeout must be positive");
     ensure!(common.size > 0, "--size must be positive");
     if source.is_none() {
         // Checks the size against the header block before anything starts.
@@ -218,11 +213,11 @@ async fn run(cli: Cli) -> Result<()> {
         eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
     }
 
-    let binary = server::locate_binary(common.server.as_deref())?;
+    let binary = server::locate_binary(common.run.server.as_deref())?;
     let mode = if source.is_some() { "smtp-source" } else { "smtp" };
     println!(
         "mailroom-bench {mode}: {} connections, {} messages of {} octets, {} run(s)",
-        common.connections, common.messages, common.size, common.runs
+        common.connections, common.messages, common.size, common.run.runs
     );
     println!("server binary: {}{}", binary.display(), age(&binary));
     if binary.components().any(|c| c.as_os_str() == "debug") {
@@ -230,25 +225,25 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let setup = ServerSetup {
         binary,
-        parent_dir: common.dir.clone(),
+        parent_dir: common.run.dir.clone(),
         connections: common.connections,
         message_size: common.size,
         pop3: false,
     };
 
-    let mut reports = Vec::with_capacity(common.runs);
+    let mut reports = Vec::with_capacity(common.run.runs);
     // Every run's data directory is kept until all runs are over: deleting
     // thousands of message files between runs makes the file system's inode
     // allocator skip the recently freed inodes for a while, which slowed the
     // next run by up to 3x: the benchmark would measure its own clean-up.
-    let mut kept = Vec::with_capacity(common.runs);
-    for run in 1..=common.runs {
+    let mut kept = Vec::with_capacity(common.run.runs);
+    for run in 1..=common.run.runs {
         let (report, server) = match &source {
             None => smtp_run(&setup, &common, run).await?,
             Some((binary, reuse)) => source_run(&setup, &common, binary, *reuse).await?,
         };
         kept.push(server);
-        report.print(run, common.runs);
+        report.print(run, common.run.runs);
         ensure!(
             report.stored >= report.accepted,
             "DURABILITY FAILURE in run {run}: stored {} of {} accepted messages",
@@ -280,13 +275,13 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
     ensure!((1..=MAX_POP3_MESSAGES).contains(&args.messages), "--messages must be 1..={MAX_POP3_MESSAGES}");
     ensure!(args.idle_sessions <= MAX_IDLE_SESSIONS, "--idle-sessions must be 0..={MAX_IDLE_SESSIONS}");
     ensure!((1..=MAX_WINDOW).contains(&args.window), "--window must be 1..={MAX_WINDOW}");
-    ensure!((1..=MAX_RUNS).contains(&args.runs), "--runs must be 1..={MAX_RUNS}");
-    ensure!(args.timeout > 0, "--timeout must be positive");
+    ensure!((1..=MAX_RUNS).contains(&args.run.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(args.run.timeout > 0, "--timeout must be positive");
     let sizes = mailbox::sizes(args.messages, args.total_size)?;
     if cfg!(debug_assertions) {
         eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
     }
-    let binary = server::locate_binary(args.server.as_deref())?;
+    let binary = server::locate_binary(args.run.server.as_deref())?;
     println!(
         "mailroom-bench pop3: {} messages, {} octets in total ({:.1} MB), {} idle sessions, window {}, {} run(s)",
         args.messages,
@@ -294,7 +289,7 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         args.total_size as f64 / 1e6,
         args.idle_sessions,
         args.window,
-        args.runs
+        args.run.runs
     );
     println!("server binary: {}{}", binary.display(), age(&binary));
     if binary.components().any(|c| c.as_os_str() == "debug") {
@@ -302,7 +297,7 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
     }
     let setup = ServerSetup {
         binary,
-        parent_dir: args.dir.clone(),
+        parent_dir: args.run.dir.clone(),
         connections: args.idle_sessions + WARM_UP_ROOM,
         message_size: mailbox::MAX_MESSAGE,
         pop3: true,
@@ -312,16 +307,16 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         window: args.window,
         strict: !args.no_strict,
         perf: args.perf.clone(),
-        limit: Duration::from_secs(args.timeout),
+        limit: Duration::from_secs(args.run.timeout),
     };
-    let mut reports = Vec::with_capacity(args.runs);
+    let mut reports = Vec::with_capacity(args.run.runs);
     // As in the SMTP modes, every run's directory is kept until the end:
     // deleting thousands of blob files would slow the next run's writes.
-    let mut kept = Vec::with_capacity(args.runs);
-    for run in 1..=args.runs {
+    let mut kept = Vec::with_capacity(args.run.runs);
+    for run in 1..=args.run.runs {
         let (report, server) = pop3::run(&setup, &options, &sizes, run).await?;
         kept.push(server);
-        report.print(run, args.runs);
+        report.print(run, args.run.runs);
         reports.push(report);
     }
     println!();
@@ -343,7 +338,7 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
         addr: server.addr(),
         connections: common.connections,
         messages: common.messages,
-        limit: Duration::from_secs(common.timeout),
+        limit: Duration::from_secs(common.run.timeout),
     };
     let outcome = client::run(&load, Arc::clone(&template)).await;
     let samples = sampler.finish()?;
@@ -391,7 +386,7 @@ async fn source_run(
         messages: common.messages,
         size: common.size,
         reuse_connections: reuse,
-        limit: Duration::from_secs(common.timeout),
+        limit: Duration::from_secs(common.run.timeout),
         dir: server.dir().to_path_buf(),
     };
     let outcome = tokio::task::spawn_blocking(move || source::run(&job)).await;

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use mailroom_store::{AnyStore, MailStore, StoreOptions};
+use mailroom_store::{AccountRecord, AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Address, SystemClock};
 use tempfile::TempDir;
 
@@ -442,9 +442,9 @@ impl RssSampler {
     }
 }
 
-/// Counts the messages in alice's INBOX, opening the store directly. Call
-/// only once the server has exited.
-pub async fn stored_count(data_dir: &Path) -> Result<u64> {
+/// Opens the store in `data_dir` directly (the server must not be running)
+/// and finds alice's account.
+pub async fn open_recipient(data_dir: &Path) -> Result<(AnyStore, AccountRecord)> {
     let options = StoreOptions::new(data_dir, Arc::new(SystemClock));
     let store =
         AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
@@ -454,6 +454,13 @@ pub async fn stored_count(data_dir: &Path) -> Result<u64> {
         .await
         .context("cannot look up the account")?
         .with_context(|| format!("account {RECIPIENT} is missing from the store"))?;
+    Ok((store, account))
+}
+
+/// Counts the messages in alice's INBOX, opening the store directly. Call
+/// only once the server has exited.
+pub async fn stored_count(data_dir: &Path) -> Result<u64> {
+    let (store, account) = open_recipient(data_dir).await?;
     let inbox = store
         .mailbox(account.id, "INBOX")
         .await
