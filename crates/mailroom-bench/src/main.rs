@@ -351,21 +351,15 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
         (Err(e), _) => return Err(e),
     };
     let end = finish(&mut server).await?;
-    let report = RunReport {
+    let load = ClientFigures {
         accepted: outcome.accepted,
         errors: outcome.errors,
         unsent: outcome.unsent,
         wall: outcome.wall,
         size: template.size(),
         latency: Latency::of(&mut outcome.latencies),
-        hwm_kib: end.hwm_kib,
-        sampled_peak_kib: samples.peak_kib,
-        samples: samples.count,
-        idle_kib,
-        stored: end.stored,
-        shutdown: end.shutdown,
     };
-    Ok((report, server))
+    Ok((load.report(idle_kib, &samples, end), server))
 }
 
 /// One run with Postfix's smtp-source.
@@ -394,21 +388,45 @@ async fn source_run(
     server.ensure_running()?;
     let outcome = outcome??;
     let end = finish(&mut server).await?;
-    let report = RunReport {
+    let load = ClientFigures {
         accepted: outcome.accepted,
         errors: outcome.errors,
         unsent: outcome.unsent,
         wall: outcome.wall,
         size: common.size,
         latency: None,
-        hwm_kib: end.hwm_kib,
-        sampled_peak_kib: samples.peak_kib,
-        samples: samples.count,
-        idle_kib,
-        stored: end.stored,
-        shutdown: end.shutdown,
     };
-    Ok((report, server))
+    Ok((load.report(idle_kib, &samples, end), server))
+}
+
+/// What the client side of a run measured, whichever client it was.
+struct ClientFigures {
+    accepted: u64,
+    errors: u64,
+    unsent: u64,
+    wall: Duration,
+    size: usize,
+    latency: Option<Latency>,
+}
+
+impl ClientFigures {
+    /// The run's report: these client figures with the server's.
+    fn report(self, idle_kib: u64, samples: &server::RssSamples, end: Finish) -> RunReport {
+        RunReport {
+            accepted: self.accepted,
+            errors: self.errors,
+            unsent: self.unsent,
+            wall: self.wall,
+            size: self.size,
+            latency: self.latency,
+            hwm_kib: end.hwm_kib,
+            sampled_peak_kib: samples.peak_kib,
+            samples: samples.count,
+            idle_kib,
+            stored: end.stored,
+            shutdown: end.shutdown,
+        }
+    }
 }
 
 /// What is measured once the load is over.
