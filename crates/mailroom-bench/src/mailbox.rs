@@ -178,11 +178,9 @@ async fn deliver_one(
 ) -> Result<()> {
     let blobs = store.blobs().clone();
     let (ids, sizes, date) = (Arc::clone(ids), Arc::clone(sizes), Arc::clone(date));
-    let (blob, size, headers) = tokio::task::spawn_blocking(move || {
+    let (content, size, headers) = tokio::task::spawn_blocking(move || {
         let bytes = message(index, sizes.len(), sizes[index], &date)?;
-        let mut writer = blobs.create(ids.blob_id(SystemTime::now()))?;
-        writer.write(&bytes)?;
-        let (blob, size) = writer.finish()?;
+        let (content, size) = blobs.content(ids.blob_id(SystemTime::now()), bytes)?;
         let headers = HeaderCache {
             from: format!("List Member {0} <sender{0:02}@lists.example.org>", index % 97),
             to: format!("Alice <{RECIPIENT}>"),
@@ -190,12 +188,12 @@ async fn deliver_one(
             message_id: format!("<pop3.{index}.{}@lists.example.org>", sizes.len()),
             date: SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64),
         };
-        anyhow::Ok((blob, size, headers))
+        anyhow::Ok((content, size, headers))
     })
     .await
     .context("a blob-writing task panicked")??;
     let new = NewMessage {
-        blob,
+        content,
         size,
         internal_date: SystemTime::now(),
         flags: Flags::empty(),

@@ -8,9 +8,6 @@
 //!   node) must not be served: the session watches the store's change
 //!   events for its INBOX and, once anything changed, checks that a message
 //!   still exists before sending it.
-//! - Blobs up to [`INLINE_READ`] are read on the calling thread: from the
-//!   page cache that takes microseconds, less than a hand-off to the
-//!   blocking pool, and RETR of a whole mailbox is a hot path.
 //! - Output is flushed whenever the state machine needs input, and also as
 //!   soon as it passes [`FLUSH_AT`], so pipelined RETRs never pile up.
 
@@ -33,8 +30,6 @@ use crate::locks::MaildropLock;
 const READ_CHUNK: usize = 4096;
 /// Output is written out once it grows past this.
 const FLUSH_AT: usize = 256 * 1024;
-/// Blobs up to this size are read without leaving the async thread.
-const INLINE_READ: u64 = 1 << 20;
 /// The message read buffer is kept for the next RETR up to this capacity.
 const MESSAGE_BUFFER: usize = 1 << 20;
 
@@ -228,31 +223,14 @@ async fn read_message(
     msg: usize,
     buf: &mut Vec<u8>,
 ) -> Result<bool, StoreError> {
-    let Some((uid, blob, size)) = drop.messages.get(msg - 1).cloned() else {
+    let Some((uid, blob, _)) = drop.messages.get(msg - 1).cloned() else {
         return Ok(false);
     };
     drop.poll_changes();
     if drop.changed && ctx.store.message(drop.mailbox, uid).await?.is_none() {
         return Ok(false);
     }
-    let blobs = ctx.store.blobs().clone();
-    let read = if size <= INLINE_READ {
-        blobs.read_into(&blob, buf)
-    } else {
-        // Large: off the async threads, into a buffer of its own (the
-        // reused one stays small, see `MESSAGE_BUFFER`).
-        let mut big = Vec::new();
-        let r = tokio::task::spawn_blocking(move || blobs.read_into(&blob, &mut big).map(|()| big))
-            .await
-            .map_err(io::Error::other)?;
-        r.map(|big| *buf = big)
-    };
-    match read {
-        Ok(()) => Ok(true),
-        // Expunged and reclaimed between the check and the read.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    ctx.store.read_blob(&blob, buf).await
 }
 
 /// RFC 1939 §6: the UPDATE state removes the marked messages.

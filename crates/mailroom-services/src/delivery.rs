@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use mailroom_store::{MailStore, NewMessage, StoreError};
-use mailroom_types::{AccountId, BlobId, Flags, MailboxId, Uid};
+use mailroom_store::{MailStore, NewContent, NewMessage, StoreError};
+use mailroom_types::{AccountId, Flags, MailboxId, Uid};
 
 use crate::message::header_cache;
 
@@ -36,11 +36,12 @@ impl LocalRecipients {
     }
 }
 
-/// A finished, fsync'd blob ready to be delivered.
+/// A received message ready to be delivered: its bytes in memory, or in a
+/// finished, fsync'd blob file.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     /// Where the bytes are.
-    pub blob: BlobId,
+    pub content: NewContent,
     /// Their length.
     pub size: u64,
     /// The first bytes of the message (at least its header section), for
@@ -57,7 +58,7 @@ pub async fn deliver_local<S: MailStore>(
     recipients: &LocalRecipients,
 ) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
     let new = NewMessage {
-        blob: message.blob.clone(),
+        content: message.content.clone(),
         size: message.size,
         internal_date: message.received_at,
         flags: Flags::empty(),

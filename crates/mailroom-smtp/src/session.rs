@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use mailroom_services::delivery::{LocalRecipients, deliver_local};
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
-use mailroom_store::{MailStore, Resolution, StoreError};
+use mailroom_store::{MailStore, NewContent, Resolution, StoreError};
 use mailroom_types::{Address, QueueId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
@@ -233,7 +233,9 @@ async fn finish_message(ctx: &SmtpContext, txn: &mut Transaction) -> Reply {
         }
         Err(e) => {
             warn!(error = %e, queue_id = %id, "cannot deliver message");
-            let _ = ctx.store.blobs().delete(&stored.blob);
+            if let NewContent::File(blob) = &stored.content {
+                let _ = ctx.store.blobs().delete(blob);
+            }
             if e.is_temporary() { temporary_failure() } else { reply(554, (5, 3, 0), "Error: delivery failed") }
         }
     }

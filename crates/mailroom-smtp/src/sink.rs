@@ -1,15 +1,17 @@
 //! Where message data goes while it arrives: a bounded memory buffer that
-//! spills into a blob file, so no session holds a whole large message.
+//! spills into a blob file, so no session holds a whole large message. A
+//! message that never spilled is stored inline, with its rows.
 
 use std::io;
 use std::time::SystemTime;
 
 use mailroom_services::delivery::StoredMessage;
-use mailroom_store::{BlobStore, BlobWriter};
+use mailroom_store::{BlobStore, BlobWriter, NewContent};
 use mailroom_types::BlobId;
 
-/// Buffered bytes are written to the blob file past this much.
-const SPILL_AT: usize = 256 * 1024;
+/// Buffered bytes are written to the blob file past this much: what is
+/// never spilled is small enough to be stored inline.
+const SPILL_AT: usize = NewContent::INLINE_MAX;
 /// The header cache is parsed from at most this much of the message start.
 const HEAD_BYTES: usize = 64 * 1024;
 
@@ -53,7 +55,7 @@ impl Sink {
             return;
         }
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= SPILL_AT
+        if self.buf.len() > SPILL_AT
             && let Err(e) = self.spill(false).await
         {
             self.failed = Some(e);
@@ -85,16 +87,29 @@ impl Sink {
         }
     }
 
-    /// Makes the message durable (written and fsync'd) and describes it.
+    /// Makes the message ready for delivery and describes it: a small one
+    /// as inline content (made durable by the delivery's commit), a large
+    /// one by finishing (and fsyncing) its blob file.
     pub(crate) async fn finish(mut self, received_at: SystemTime) -> io::Result<StoredMessage> {
         if let Some(e) = self.failed.take() {
             return Err(e);
+        }
+        let head = std::mem::take(&mut self.head);
+        if self.writer.is_none() {
+            match NewContent::inline(self.id.clone(), std::mem::take(&mut self.buf)) {
+                Ok(content) => {
+                    let size = content.inline_len().unwrap_or(self.size);
+                    return Ok(StoredMessage { content, size, head, received_at });
+                }
+                // Completing the last line took it past the inline limit.
+                Err(bytes) => self.buf = bytes,
+            }
         }
         let (blob, size) = self.spill(true).await?.ok_or_else(|| io::Error::other("blob not finished"))?;
         // The blob store may have completed an unterminated last line.
         debug_assert!(size == self.size || size == self.size + 2);
         // The head starts after the trace headers; those parse as headers too,
         // so the cache sees the whole header section either way.
-        Ok(StoredMessage { blob, size, head: std::mem::take(&mut self.head), received_at })
+        Ok(StoredMessage { content: NewContent::File(blob), size, head, received_at })
     }
 }

@@ -1,4 +1,5 @@
-//! The blob store: one file per raw message under `data_dir/blobs/`.
+//! The blob store: one file per large raw message under `data_dir/blobs/`
+//! (small ones are stored inline, see [`crate::NewContent`]).
 //!
 //! Layout: `blobs/<shard>/<name>`, where the shard is the hour bucket encoded
 //! in the [`BlobId`]. A blob is written by a [`BlobWriter`], fsync'd by
@@ -11,6 +12,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use mailroom_types::BlobId;
+
+use crate::NewContent;
 
 /// Where raw message bytes live.
 #[derive(Debug, Clone)]
@@ -49,7 +52,27 @@ impl BlobStore {
         Ok(BlobWriter { file: Some(file), path, id, written: 0, tail: [0; 2] })
     }
 
-    /// Reads a whole blob.
+    /// Content for a message held whole in memory (IMAP APPEND, a copy to
+    /// Sent): inline when it is small enough, else written into a finished
+    /// blob file, which blocks on its fsyncs. Returns the content and its
+    /// size, the last line completed with CRLF either way.
+    pub fn content(&self, id: BlobId, bytes: Vec<u8>) -> io::Result<(NewContent, u64)> {
+        match NewContent::inline(id.clone(), bytes) {
+            Ok(content) => {
+                let size = content.inline_len().unwrap_or_default();
+                Ok((content, size))
+            }
+            Err(bytes) => {
+                let mut writer = self.create(id)?;
+                writer.write(&bytes)?;
+                let (id, size) = writer.finish()?;
+                Ok((NewContent::File(id), size))
+            }
+        }
+    }
+
+    /// Reads a whole blob file (see [`crate::MailStore::read_blob`] for any
+    /// message's bytes).
     pub fn read(&self, id: &BlobId) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         File::open(self.path(id))?.read_to_end(&mut buf)?;

@@ -20,11 +20,11 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use mailroom_types::{AccountId, Address, Domain, Flags, IdGenerator, MailboxId, ModSeq, Uid};
+use mailroom_types::{AccountId, Address, BlobId, Domain, Flags, IdGenerator, MailboxId, ModSeq, Uid};
 
 use crate::{
-    AliasRecord, AliasSource, FlagChange, FlagOp, HeaderCache, MailStore, MailboxRecord, NewMessage, Resolution,
-    SpecialUse, StoreError,
+    AliasRecord, AliasSource, FlagChange, FlagOp, HeaderCache, MailStore, MailboxRecord, NewContent, NewMessage,
+    Resolution, SpecialUse, StoreError,
 };
 
 /// Opens (again) the store under test. Implemented for every
@@ -68,6 +68,7 @@ where
     unchanged_since(&open).await;
     visible_from_fresh_handle(&open).await;
     blobs_deleted_when_unreferenced(&open).await;
+    inline_content_lives_and_dies_with_its_rows(&open).await;
     orphan_blobs_are_swept(&open).await;
     change_events_after_commit(&open).await;
 }
@@ -104,15 +105,29 @@ fn blob_ids() -> &'static IdGenerator {
     })
 }
 
-/// A message whose blob has really been written and fsync'd.
-fn message<S: MailStore>(store: &S, subject: &str) -> NewMessage {
+/// A small message, its bytes inline (how most mail is stored).
+fn message<S: MailStore>(_store: &S, subject: &str) -> NewMessage {
+    let id = blob_ids().blob_id(SystemTime::now());
+    let body = format!("Subject: {subject}\r\n\r\nHello.\r\n");
+    let size = body.len() as u64;
+    let content = NewContent::inline(id, body.into_bytes()).expect("small enough to be inline");
+    new_message(content, size, subject)
+}
+
+/// A message whose blob file has really been written and fsync'd (how a
+/// large message is stored).
+fn file_message<S: MailStore>(store: &S, subject: &str) -> NewMessage {
     let id = blob_ids().blob_id(SystemTime::now());
     let mut w = store.blobs().create(id).expect("create blob");
     let body = format!("Subject: {subject}\r\n\r\nHello.\r\n");
     w.write(body.as_bytes()).expect("write blob");
     let (blob, size) = w.finish().expect("finish blob");
+    new_message(NewContent::File(blob), size, subject)
+}
+
+fn new_message(content: NewContent, size: u64, subject: &str) -> NewMessage {
     NewMessage {
-        blob,
+        content,
         size,
         internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         flags: Flags::empty(),
@@ -125,6 +140,12 @@ fn message<S: MailStore>(store: &S, subject: &str) -> NewMessage {
             date: Some(1_699_999_999),
         },
     }
+}
+
+/// The raw bytes of blob `id`, or `None` once it is gone.
+async fn read<S: MailStore>(store: &S, id: &BlobId) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    store.read_blob(id, &mut buf).await.expect("read blob").then_some(buf)
 }
 
 async fn add_domain<S: MailStore>(store: &S, name: &str) {
@@ -400,12 +421,12 @@ pub async fn deliver_to_two_accounts(open: &impl OpenStore) {
         assert_eq!(msgs.len(), 1);
         let m = &msgs[0];
         assert_eq!((m.mailbox, m.uid, m.modseq), (after.id, uid(1), after.highest_modseq));
-        assert_eq!((m.blob.clone(), m.size), (msg.blob.clone(), msg.size));
+        assert_eq!((&m.blob, m.size), (msg.content.blob(), msg.size));
         assert_eq!(m.flags, Flags::SEEN);
         assert_eq!(m.keywords, ["$a", "b"], "keywords sorted and deduplicated");
         assert_eq!(m.internal_date, msg.internal_date);
         assert_eq!(m.headers, msg.headers);
-        assert_eq!(store.blobs().read(&m.blob).expect("read blob").len() as u64, m.size);
+        assert_eq!(read(&store, &m.blob).await.expect("blob present").len() as u64, m.size);
     }
 
     let other = message(&store, "half delivered");
@@ -645,8 +666,8 @@ pub async fn blobs_deleted_when_unreferenced(open: &impl OpenStore) {
     let b = add_account(&store, "b@blob.test").await;
     let (inbox_a, inbox_b) = (inbox(&store, a).await.id, inbox(&store, b).await.id);
 
-    let shared = message(&store, "shared");
-    let path = store.blobs().path(&shared.blob);
+    let shared = file_message(&store, "shared");
+    let path = store.blobs().path(shared.content.blob());
     let placed = store.deliver(&shared, &[a, b]).await.expect("deliver");
     store.expunge(inbox_a, &[placed[0].1]).await.expect("expunge from a");
     barrier(&store, inbox_a).await;
@@ -655,9 +676,9 @@ pub async fn blobs_deleted_when_unreferenced(open: &impl OpenStore) {
     barrier(&store, inbox_b).await;
     eventually("the unreferenced blob is deleted", || !path.exists()).await;
 
-    let both = message(&store, "both");
-    let only_a = message(&store, "only a");
-    let (both_path, only_a_path) = (store.blobs().path(&both.blob), store.blobs().path(&only_a.blob));
+    let both = file_message(&store, "both");
+    let only_a = file_message(&store, "only a");
+    let (both_path, only_a_path) = (store.blobs().path(both.content.blob()), store.blobs().path(only_a.content.blob()));
     store.deliver(&both, &[a, b]).await.expect("deliver");
     store.deliver(&only_a, &[a]).await.expect("deliver");
     store.delete_account(&addr("a@blob.test")).await.expect("delete a");
@@ -665,6 +686,43 @@ pub async fn blobs_deleted_when_unreferenced(open: &impl OpenStore) {
     eventually("a deleted account's own blob is deleted", || !only_a_path.exists()).await;
     assert!(both_path.exists(), "a blob b still references survives a's deletion");
     assert_eq!(store.messages(inbox_b).await.expect("list").len(), 1);
+}
+
+/// Inline content is stored once with the rows of a delivery, read back
+/// exactly, left out when the delivery fails, and removed with the last
+/// message that references it.
+pub async fn inline_content_lives_and_dies_with_its_rows(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "inline.test").await;
+    let a = add_account(&store, "a@inline.test").await;
+    let b = add_account(&store, "b@inline.test").await;
+    let (inbox_a, inbox_b) = (inbox(&store, a).await.id, inbox(&store, b).await.id);
+
+    let unterminated = NewContent::inline(blob_ids().blob_id(SystemTime::now()), b"Subject: x\r\n\r\nend".to_vec());
+    let Ok(NewContent::Inline(_, bytes)) = &unterminated else { panic!("small content is inline") };
+    assert_eq!(&bytes[..], b"Subject: x\r\n\r\nend\r\n", "the last line is completed");
+    let too_big = vec![b'x'; NewContent::INLINE_MAX + 1];
+    assert!(NewContent::inline(blob_ids().blob_id(SystemTime::now()), too_big).is_err());
+
+    let shared = message(&store, "shared inline");
+    let id = shared.content.blob().clone();
+    let placed = store.deliver(&shared, &[a, b]).await.expect("deliver");
+    let fresh = open.open().await;
+    assert_eq!(read(&fresh, &id).await.expect("present"), b"Subject: shared inline\r\n\r\nHello.\r\n");
+    store.expunge(inbox_a, &[placed[0].1]).await.expect("expunge from a");
+    assert!(read(&store, &id).await.is_some(), "b's copy still references it");
+    store.expunge(inbox_b, &[placed[1].1]).await.expect("expunge from b");
+    assert!(read(&store, &id).await.is_none(), "gone with its last message, in the same commit");
+
+    let failed = message(&store, "never delivered");
+    assert_err!(store.deliver(&failed, &[a, AccountId(i64::MAX)]).await, NotFound);
+    assert!(read(&store, failed.content.blob()).await.is_none(), "a failed delivery stores no content");
+
+    let appended = message(&store, "appended");
+    store.append(inbox_a, &appended).await.expect("append");
+    assert!(read(&store, appended.content.blob()).await.is_some());
+    store.delete_account(&addr("a@inline.test")).await.expect("delete a");
+    assert!(read(&store, appended.content.blob()).await.is_none(), "an account's content goes with it");
 }
 
 /// The start-up sweep deletes blobs a crash left without rows, and only
@@ -675,13 +733,13 @@ pub async fn orphan_blobs_are_swept(open: &impl OpenStore) {
     let a = add_account(&store, "a@sweep.test").await;
     let kept = message(&store, "delivered");
     store.deliver(&kept, &[a]).await.expect("deliver");
-    let orphan = message(&store, "written, never committed");
-    let orphan_path = store.blobs().path(&orphan.blob);
+    let orphan = file_message(&store, "written, never committed");
+    let orphan_path = store.blobs().path(orphan.content.blob());
     assert!(orphan_path.exists());
     let swept = store.sweep_orphan_blobs(2).await.expect("sweep");
     assert!(swept >= 1, "at least the orphan is swept");
     assert!(!orphan_path.exists(), "the orphan is gone");
-    let raw = store.blobs().read(&kept.blob).expect("the delivered blob survives");
+    let raw = read(&store, kept.content.blob()).await.expect("the delivered blob survives");
     assert_eq!(raw.len() as u64, kept.size);
     assert_eq!(store.sweep_orphan_blobs(2).await.expect("sweep again"), 0, "nothing left to sweep");
 }

@@ -9,10 +9,11 @@
 //!
 //! # Durability
 //!
-//! A message's bytes are written into the [`BlobStore`] and fsync'd, file and
-//! directory ([`BlobWriter::finish`]), before its metadata is committed.
-//! Concurrent commits are grouped, so many deliveries share one database
-//! fsync. Once
+//! A small message's bytes are committed with its metadata, in the same
+//! transaction ([`NewContent::Inline`]); a large one's are written into the
+//! [`BlobStore`] and fsync'd, file and directory ([`BlobWriter::finish`]),
+//! before its metadata is committed. Concurrent commits are grouped, so many
+//! deliveries share one database fsync. Once
 //! [`MailStore::deliver`] or [`MailStore::append`] returns `Ok`, a crash loses
 //! nothing; before that, nothing half-written is visible (an orphaned blob
 //! file is invisible, as no row points at it).
@@ -36,14 +37,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mailroom_types::{AccountId, Address, Clock, Domain, DomainId, MailboxId, ModSeq, Uid};
+use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, MailboxId, ModSeq, Uid};
 use tokio::sync::broadcast;
 
 pub use blob::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, DomainRecord, FlagChange, FlagOp, HeaderCache, MailboxRecord,
-    MessageRecord, NewMessage, Resolution, SpecialUse,
+    MessageRecord, NewContent, NewMessage, Resolution, SpecialUse,
 };
 pub use sqlite::SqliteStore;
 
@@ -173,7 +174,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// written has no row yet either). Returns how many were deleted.
     fn sweep_orphan_blobs(&self, shards: usize) -> impl Future<Output = Result<usize>> + Send;
 
-    /// The raw bytes live here.
+    /// Reads a message's raw bytes into `buf` (replacing its contents, so a
+    /// caller reading many messages reuses one warm buffer). `false` when
+    /// the blob no longer exists: its last message was expunged.
+    fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Where large messages' bytes are written (see [`NewContent`]).
     fn blobs(&self) -> &BlobStore;
     /// Change events for every commit made through this handle's process.
     fn subscribe(&self) -> broadcast::Receiver<ChangeEvent>;
@@ -273,6 +279,9 @@ impl MailStore for AnyStore {
     }
     async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {
         dispatch!(self, s => s.sweep_orphan_blobs(shards).await)
+    }
+    async fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
+        dispatch!(self, s => s.read_blob(id, buf).await)
     }
     fn blobs(&self) -> &BlobStore {
         dispatch!(self, s => s.blobs())

@@ -1,5 +1,6 @@
 //! The records the store hands out and takes in.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use mailroom_types::{AccountId, Address, BlobId, Domain, DomainId, Flags, MailboxId, ModSeq, Uid, UidValidity};
@@ -163,12 +164,65 @@ pub struct HeaderCache {
     pub date: Option<i64>,
 }
 
-/// A message about to be stored; its blob must already be durable
-/// (see [`crate::BlobWriter::finish`]).
+/// Where a new message's raw bytes are when its rows are written.
+///
+/// Most mail is small: its bytes travel with the metadata and are committed
+/// in the same transaction, so storing it costs no file, no directory entry
+/// and no fsync of its own (one group commit covers a whole batch). A
+/// message too large to hold in memory while it arrives is streamed into a
+/// blob file instead, which must be finished ([`crate::BlobWriter::finish`])
+/// before its rows are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewContent {
+    /// A finished blob file.
+    File(BlobId),
+    /// The bytes themselves, at most [`NewContent::INLINE_MAX`] octets and
+    /// ending in CRLF (see [`NewContent::inline`]).
+    Inline(BlobId, Arc<[u8]>),
+}
+
+impl NewContent {
+    /// The largest message kept in the database rather than in a file. A
+    /// receiver buffers at most this much in memory before it spills to a
+    /// blob file.
+    pub const INLINE_MAX: usize = 256 * 1024;
+
+    /// Inline content, with an unterminated last line ended by CRLF as
+    /// [`crate::BlobWriter::finish`] does for files, so every stored
+    /// message holds complete lines. Returns `None` past
+    /// [`NewContent::INLINE_MAX`], handing the bytes back as they came.
+    pub fn inline(id: BlobId, mut bytes: Vec<u8>) -> Result<NewContent, Vec<u8>> {
+        let complete = bytes.is_empty() || bytes.ends_with(b"\r\n");
+        if bytes.len() + if complete { 0 } else { 2 } > Self::INLINE_MAX {
+            return Err(bytes);
+        }
+        if !complete {
+            bytes.extend_from_slice(b"\r\n");
+        }
+        Ok(NewContent::Inline(id, bytes.into()))
+    }
+
+    /// The length of inline content; `None` for a file.
+    pub fn inline_len(&self) -> Option<u64> {
+        match self {
+            NewContent::Inline(_, bytes) => Some(bytes.len() as u64),
+            NewContent::File(_) => None,
+        }
+    }
+
+    /// The blob id the message's rows reference.
+    pub fn blob(&self) -> &BlobId {
+        match self {
+            NewContent::File(id) | NewContent::Inline(id, _) => id,
+        }
+    }
+}
+
+/// A message about to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     /// The raw RFC 5322 bytes.
-    pub blob: BlobId,
+    pub content: NewContent,
     /// Size of the raw bytes in octets (RFC822.SIZE).
     pub size: u64,
     /// The IMAP INTERNALDATE: when the message arrived.

@@ -122,7 +122,8 @@ impl World {
         let inbox = self.inbox_record(user).await;
         let mut out = Vec::new();
         for m in self.store.messages(inbox.id).await.unwrap() {
-            let raw = self.store.blobs().read(&m.blob).unwrap();
+            let mut raw = Vec::new();
+            assert!(self.store.read_blob(&m.blob, &mut raw).await.unwrap(), "blob of uid {:?} present", m.uid);
             out.push((m, raw));
         }
         out
@@ -132,14 +133,12 @@ impl World {
     /// user), as SMTP does, so sizes and UIDs are real.
     pub async fn deliver(&self, users: &[&str], raw: &[u8]) {
         let now: SystemTime = mailroom_types::Clock::now(&*self.clock);
-        let mut w = self.store.blobs().create(self.ids.blob_id(now)).unwrap();
-        w.write(raw).unwrap();
-        let (blob, size) = w.finish().unwrap();
-        // The blob store completes an unterminated last line.
+        let (content, size) = self.store.blobs().content(self.ids.blob_id(now), raw.to_vec()).unwrap();
+        // The store completes an unterminated last line.
         let expected = if raw.is_empty() || raw.ends_with(b"\r\n") { raw.len() } else { raw.len() + 2 };
         assert_eq!(size, expected as u64);
         let message = NewMessage {
-            blob,
+            content,
             size,
             internal_date: now,
             flags: Flags::empty(),

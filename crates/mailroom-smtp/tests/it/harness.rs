@@ -79,7 +79,8 @@ impl World {
         let inbox = self.store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
         let mut out = Vec::new();
         for m in self.store.messages(inbox.id).await.unwrap() {
-            let raw = self.store.blobs().read(&m.blob).unwrap();
+            let mut raw = Vec::new();
+            assert!(self.store.read_blob(&m.blob, &mut raw).await.unwrap(), "blob of uid {:?} present", m.uid);
             out.push((m, raw));
         }
         out

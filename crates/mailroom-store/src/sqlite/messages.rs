@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension};
 use super::convert::{self, Db};
 use super::writer::Effects;
 use crate::{
-    ChangeEvent, FlagChange, FlagOp, HeaderCache, MailboxRecord, MessageRecord, NewMessage, Result, SpecialUse,
-    StoreError,
+    ChangeEvent, FlagChange, FlagOp, HeaderCache, MailboxRecord, MessageRecord, NewContent, NewMessage, Result,
+    SpecialUse, StoreError,
 };
 
 /// Hands out the next UIDVALIDITY: the clock's Unix time, or one more than
@@ -95,7 +95,7 @@ fn insert_message(
         keywords,
         mailroom_types::time::unix_seconds(message.internal_date),
         convert::size_param(message.size),
-        message.blob.as_str(),
+        message.content.blob().as_str(),
         h.from,
         h.to,
         h.subject,
@@ -106,8 +106,31 @@ fn insert_message(
     Ok(())
 }
 
+/// Writes inline content into `blob_inline` (once, however many rows will
+/// reference it); a file was made durable by its writer already.
+fn store_content(conn: &Connection, content: &NewContent) -> Result<()> {
+    if let NewContent::Inline(id, bytes) = content {
+        conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
+            .db()?
+            .execute((id.as_str(), &bytes[..]))
+            .db()?;
+    }
+    Ok(())
+}
+
+/// Reads blob `id` from `blob_inline` into `buf`; `false` if it has no row
+/// there (it is a file, or gone).
+pub(crate) fn read_inline(conn: &Connection, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM blob_inline WHERE blob_id = ?1").db()?;
+    let mut rows = stmt.query([id.as_str()]).db()?;
+    let Some(row) = rows.next().db()? else { return Ok(false) };
+    buf.clear();
+    buf.extend_from_slice(row.get_ref(0).db()?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    Ok(true)
+}
+
 /// One copy per recipient into its INBOX: two statements per recipient
-/// (claim UID and modseq, insert the row).
+/// (claim UID and modseq, insert the row), after the content.
 pub(crate) fn deliver(
     conn: &Connection,
     effects: &mut Effects,
@@ -115,6 +138,7 @@ pub(crate) fn deliver(
     recipients: &[AccountId],
 ) -> Result<Vec<(MailboxId, Uid)>> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
+    store_content(conn, &message.content)?;
     let mut out = Vec::with_capacity(recipients.len());
     for &account in recipients {
         let row = conn
@@ -155,6 +179,7 @@ pub(crate) fn append(
         .db()?;
     let (mailbox, account, uid, modseq) =
         take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    store_content(conn, &message.content)?;
     insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
     effects.events.push(ChangeEvent { account, mailbox, modseq });
     Ok((uid, modseq))

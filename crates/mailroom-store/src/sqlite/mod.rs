@@ -1,8 +1,8 @@
 //! The SQLite backend: the embedded default.
 //!
 //! Files: the database at `data_dir/mailroom.sqlite3` (WAL mode, so the
-//! admin CLI may open it while the server runs), blobs under
-//! `data_dir/blobs`.
+//! admin CLI may open it while the server runs), holding small messages'
+//! bytes too; large messages' blob files under `data_dir/blobs`.
 //!
 //! Concurrency: all writes of a process go through one writer thread that
 //! group-commits concurrent jobs ([`writer`]); reads use a small pool of
@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailroom_types::{AccountId, Address, Clock, Domain, DomainId, Flags, MailboxId, ModSeq, Uid};
+use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, Flags, MailboxId, ModSeq, Uid};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
@@ -271,6 +271,33 @@ impl MailStore for SqliteStore {
             self.inner.blobs.delete(id)?;
         }
         Ok(orphans.len())
+    }
+
+    async fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
+        // Inline first: that is where almost every message is, and a point
+        // lookup of at most `NewContent::INLINE_MAX` octets runs inline.
+        let (key, taken) = (id.clone(), std::mem::take(buf));
+        let (found, back) = self
+            .lookup(move |conn| {
+                let mut b = taken;
+                Ok((messages::read_inline(conn, &key, &mut b)?, b))
+            })
+            .await?;
+        *buf = back;
+        if found {
+            return Ok(true);
+        }
+        // A file: a large message, read off the async threads.
+        let (blobs, id, mut b) = (self.inner.blobs.clone(), id.clone(), std::mem::take(buf));
+        let (read, back) = tokio::task::spawn_blocking(move || (blobs.read_into(&id, &mut b), b))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("blob read task failed: {e}")))?;
+        *buf = back;
+        match read {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn blobs(&self) -> &BlobStore {

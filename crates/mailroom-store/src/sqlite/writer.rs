@@ -10,7 +10,8 @@
 //! 2. each job inside its own `SAVEPOINT`, so a failing job is rolled back
 //!    alone and gets its own error while the others go on;
 //! 3. checks which blobs given up by the batch's jobs (expunge, account
-//!    deletion) no message references any more;
+//!    deletion) no message references any more, and deletes the inline
+//!    ones;
 //! 4. `COMMIT`: one WAL fsync (`synchronous=FULL`) for the whole batch;
 //! 5. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox, so
 //!    that once a caller hears of its write every subscriber has the event;
@@ -19,10 +20,11 @@
 //! 7. deletes the unreferenced blob files, best effort: a file left behind
 //!    is only wasted space, as no row points at it.
 //!
-//! Blob files and their directory entries are already durable when a job
-//! arrives ([`crate::BlobWriter::finish`] fsyncs both, in the caller's
-//! thread): those fsyncs run in parallel, where the kernel merges them, and
-//! the one serial fsync left on this thread is the WAL's.
+//! Small messages travel inside their job ([`crate::NewContent::Inline`])
+//! and are durable with the batch. Large messages' blob files and their
+//! directory entries are already durable when a job arrives
+//! ([`crate::BlobWriter::finish`] fsyncs both, in the caller's thread). The
+//! one serial fsync on this thread is the WAL's.
 //!
 //! If `BEGIN` or `COMMIT` fails, every job of the batch fails with a
 //! temporary error, since none of it is known to be durable. Under load,
@@ -264,22 +266,28 @@ impl Writer {
 
     /// Finds the blobs nothing references any more; inside the transaction
     /// and after all jobs, since a later job of the batch may reference one.
+    /// Inline ones are deleted right here, with the rows that used them;
+    /// the files are returned, to be deleted once the batch is durable.
     fn prepare_commit(&self, effects: &Effects) -> std::result::Result<Vec<BlobId>, BatchError> {
-        let mut unreferenced = Vec::new();
+        let mut files = Vec::new();
         let released: BTreeSet<&BlobId> = effects.released_blobs.iter().collect();
         if !released.is_empty() {
-            let mut stmt = self
+            let mut used = self
                 .conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1)")
                 .map_err(batch_db)?;
+            let mut delete_inline =
+                self.conn.prepare_cached("DELETE FROM blob_inline WHERE blob_id = ?1").map_err(batch_db)?;
             for id in released {
-                let used: bool = stmt.query_row([id.as_str()], |r| r.get(0)).map_err(batch_db)?;
-                if !used {
-                    unreferenced.push(id.clone());
+                if used.query_row([id.as_str()], |r| r.get(0)).map_err(batch_db)? {
+                    continue;
+                }
+                if delete_inline.execute([id.as_str()]).map_err(batch_db)? == 0 {
+                    files.push(id.clone());
                 }
             }
         }
-        Ok(unreferenced)
+        Ok(files)
     }
 
     fn exec(&self, sql: &str) -> std::result::Result<(), BatchError> {

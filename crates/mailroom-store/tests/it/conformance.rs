@@ -32,6 +32,7 @@ cases!(
     unchanged_since,
     visible_from_fresh_handle,
     blobs_deleted_when_unreferenced,
+    inline_content_lives_and_dies_with_its_rows,
     orphan_blobs_are_swept,
     change_events_after_commit,
 );

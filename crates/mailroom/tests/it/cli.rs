@@ -318,13 +318,15 @@ fn start_sweeps_blobs_a_crash_left_behind() {
     let cfg = config();
     cli_ok(&cfg.path, &["domain", "add", "example.test"], "");
     assert_eq!(add_user(&cfg, "carol@example.test", "pw").status.code(), Some(0));
-    // Deliver one real message, so a real shard directory exists.
+    // Deliver one real message too large to be stored inline, so a real
+    // shard directory and blob file exist.
     let mut server = ServerProcess::start(&cfg.path, &[]);
     let mut c = SmtpClient::open(server.addr);
     assert_eq!(c.command("MAIL FROM:<x@client.test>").unwrap().code, 250);
     assert_eq!(c.command("RCPT TO:<carol@example.test>").unwrap().code, 250);
     assert_eq!(c.command("DATA").unwrap().code, 354);
-    assert_eq!(c.command("Subject: kept\r\n\r\nhello\r\n.").unwrap().code, 250);
+    let body = format!("Subject: kept\r\n\r\n{}.", "a line of text in a large message\r\n".repeat(10_000));
+    assert_eq!(c.command(&body).unwrap().code, 250);
     drop(c);
     server.sigkill();
     let blobs = cfg.data_dir.join("blobs");

@@ -404,10 +404,12 @@ pub async fn inbox(store: &AnyStore, user: &str) -> Vec<(MessageRecord, Vec<u8>)
     let mailbox = store.mailbox(account.id, "INBOX").await.expect("mailbox lookup").expect("INBOX exists");
     let mut out = Vec::new();
     for m in store.messages(mailbox.id).await.expect("messages") {
-        let raw = store
-            .blobs()
-            .read(&m.blob)
+        let mut raw = Vec::new();
+        let present = store
+            .read_blob(&m.blob, &mut raw)
+            .await
             .unwrap_or_else(|e| panic!("message uid {:?} references an unreadable blob {:?}: {e}", m.uid, m.blob));
+        assert!(present, "message uid {:?} references a missing blob {:?}", m.uid, m.blob);
         out.push((m, raw));
     }
     out
