@@ -10,11 +10,13 @@
 //! waits for the writer. Between processes, SQLite's own locking (with
 //! `busy_timeout`) serializes the writers.
 //!
-//! Module map: [`migrate`] (embedded numbered schema files), [`convert`]
+//! Module map: [`migrate`] (embedded numbered schema files), [`checkpoint`]
+//! (WAL checkpoints off the writer thread), [`convert`]
 //! (errors and value mapping), [`accounts`] (domains, accounts, aliases),
 //! [`messages`] (mailboxes, messages, flags, expunge).
 
 mod accounts;
+mod checkpoint;
 mod convert;
 mod messages;
 mod migrate;
@@ -109,6 +111,7 @@ impl SqliteStore {
         }
         let now = mailroom_types::time::unix_seconds(options.clock.now());
         migrate::migrate(&mut conn, now)?;
+        checkpoint::start(&mut conn, &path)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let writer = writer::spawn(conn, blobs.clone(), events.clone())?;
         let inner =
