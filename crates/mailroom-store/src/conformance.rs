@@ -13,6 +13,9 @@
 //! also checks that expunge and account deletion remove exactly the files
 //! nothing references any more.
 //!
+//! The cases for mailbox management, copy, move and the QRESYNC reads live
+//! in the `mailboxes` submodule and are re-exported here.
+//!
 //! Compiled for this crate's tests and, with the `conformance` feature, for
 //! other crates' tests; it panics on the first violation, naming it.
 
@@ -71,6 +74,19 @@ where
     inline_content_lives_and_dies_with_its_rows(&open).await;
     orphan_blobs_are_swept(&open).await;
     change_events_after_commit(&open).await;
+    create_mailbox_with_parents(&open).await;
+    create_duplicate_mailbox(&open).await;
+    invalid_mailbox_names(&open).await;
+    delete_mailbox_keeps_children(&open).await;
+    rename_mailbox_with_inferiors(&open).await;
+    rename_inbox_moves_messages(&open).await;
+    subscriptions_independent_of_existence(&open).await;
+    mailbox_status_counts(&open).await;
+    copy_messages_share_blobs(&open).await;
+    move_messages_records_vanished(&open).await;
+    expunge_deleted_all_and_within(&open).await;
+    changed_and_vanished_since(&open).await;
+    uids_never_reused_after_move_and_rename(&open).await;
 }
 
 /// Asserts that `$e` is `Err(StoreError::$variant(_))`.
@@ -85,6 +101,14 @@ macro_rules! assert_err {
         );
     }};
 }
+
+mod mailboxes;
+pub use mailboxes::{
+    changed_and_vanished_since, copy_messages_share_blobs, create_duplicate_mailbox, create_mailbox_with_parents,
+    delete_mailbox_keeps_children, expunge_deleted_all_and_within, invalid_mailbox_names, mailbox_status_counts,
+    move_messages_records_vanished, rename_inbox_moves_messages, rename_mailbox_with_inferiors,
+    subscriptions_independent_of_existence, uids_never_reused_after_move_and_rename,
+};
 
 fn domain(s: &str) -> Domain {
     Domain::parse(s).expect("valid test domain")

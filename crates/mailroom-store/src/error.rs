@@ -15,6 +15,11 @@ pub enum StoreError {
     /// still has accounts, an alias to a non-local target).
     #[error("{0}")]
     Conflict(String),
+    /// A mailbox name the store refuses (RFC 9051 §5.1): empty, an empty
+    /// hierarchy level, a control or wildcard character, or too long. The
+    /// message says which rule it broke.
+    #[error("invalid mailbox name: {0}")]
+    InvalidName(String),
     /// The database is busy, locked, or out of space: try again.
     #[error("store temporarily unavailable: {0}")]
     Unavailable(String),

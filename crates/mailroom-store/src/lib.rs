@@ -31,6 +31,7 @@ mod blob;
 pub mod conformance;
 mod error;
 mod model;
+pub mod names;
 mod sqlite;
 
 use std::future::Future;
@@ -43,8 +44,9 @@ use tokio::sync::broadcast;
 pub use blob::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use model::{
-    AccountRecord, AliasRecord, AliasSource, ChangeEvent, DomainRecord, FlagChange, FlagOp, HeaderCache, MailboxRecord,
-    MessageRecord, NewContent, NewMessage, Resolution, SpecialUse,
+    AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
+    HeaderCache, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage, RenameOutcome,
+    RenamedMailbox, Resolution, SpecialUse,
 };
 pub use sqlite::SqliteStore;
 
@@ -128,8 +130,75 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// An account's mailboxes, sorted by name with INBOX first.
     fn mailboxes(&self, account: AccountId) -> impl Future<Output = Result<Vec<MailboxRecord>>> + Send;
-    /// One mailbox by name (`INBOX` case-insensitive, others exact).
+    /// One mailbox by name (`INBOX` case-insensitive, also as the first
+    /// level of a longer name; everything else exact).
     fn mailbox(&self, account: AccountId, name: &str) -> impl Future<Output = Result<Option<MailboxRecord>>> + Send;
+    /// One mailbox by id; `None` once it is deleted. Ids are never reused,
+    /// so a session holding a mailbox's id can always tell that it is gone.
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> impl Future<Output = Result<Option<MailboxRecord>>> + Send;
+
+    /// Creates a mailbox (RFC 9051 §6.3.4 CREATE) and each missing parent
+    /// of it (`a/b/c` creates `a` and `a/b` if they do not exist), each
+    /// with a fresh UIDVALIDITY, none subscribed. Returns the new mailbox.
+    /// No [`ChangeEvent`]: no session holds a mailbox that did not exist.
+    ///
+    /// Errors: [`StoreError::InvalidName`] for a name [`names`] refuses;
+    /// [`StoreError::AlreadyExists`] if the mailbox exists (INBOX, in any
+    /// spelling, always does); [`StoreError::NotFound`] for an unknown
+    /// account.
+    fn create_mailbox(&self, account: AccountId, name: &str) -> impl Future<Output = Result<MailboxRecord>> + Send;
+    /// Deletes a mailbox and its messages (RFC 9051 §6.3.5 DELETE),
+    /// releasing blobs nothing else references. Its inferiors stay, and so
+    /// does its subscription (RFC 9051 §6.3.9); no expunge is recorded, as
+    /// the mailbox and its id are gone for good (sessions holding it get a
+    /// [`ChangeKind::Deleted`] event). Returns the deleted mailbox's id.
+    ///
+    /// Errors: [`StoreError::Conflict`] for INBOX; [`StoreError::NotFound`]
+    /// if no such mailbox exists (also for a parent that exists only
+    /// through its inferiors).
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> impl Future<Output = Result<MailboxId>> + Send;
+    /// Renames a mailbox and every inferior (`old/x` becomes `new/x`) per
+    /// RFC 9051 §6.3.6, keeping their ids, UIDVALIDITY, messages, special
+    /// use, and subscriptions (a subscribed name is replaced by its new
+    /// name); creates missing parents of `new`. Renaming INBOX instead
+    /// creates a mailbox `new` (fresh UIDVALIDITY) and moves every INBOX
+    /// message into it (new UIDs there; INBOX records them as expunged, and
+    /// stays, with its inferiors untouched). Returns what happened, for the
+    /// IMAP driver's reply and for sessions with one of these selected.
+    ///
+    /// Errors: [`StoreError::NotFound`] if `old` does not exist;
+    /// [`StoreError::InvalidName`] if `new`, or a renamed inferior's new
+    /// name, is refused by [`names`]; [`StoreError::AlreadyExists`] if
+    /// `new` or any renamed inferior's new name exists;
+    /// [`StoreError::Conflict`] for a rename into its own inferior
+    /// (`a` to `a/b`).
+    fn rename_mailbox(
+        &self,
+        account: AccountId,
+        old: &str,
+        new: &str,
+    ) -> impl Future<Output = Result<RenameOutcome>> + Send;
+
+    /// Adds a name to the account's subscriptions (RFC 9051 §6.3.7
+    /// SUBSCRIBE), whether or not a mailbox of that name exists. Returns
+    /// false if it was subscribed already (not an error: subscribing twice
+    /// is harmless). Not named `subscribe`: that is the change feed.
+    ///
+    /// Errors: [`StoreError::InvalidName`]; [`StoreError::NotFound`] for an
+    /// unknown account.
+    fn add_subscription(&self, account: AccountId, name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Removes a name from the account's subscriptions (RFC 9051 §6.3.8
+    /// UNSUBSCRIBE). Idempotent: returns false, not an error, if the name
+    /// was not subscribed, and the front end picks the reply (RFC 9051 lets
+    /// the server answer OK or NO).
+    fn remove_subscription(&self, account: AccountId, name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// The account's subscribed names, INBOX first, then by name; names of
+    /// mailboxes that do not (or no longer) exist included.
+    fn subscriptions(&self, account: AccountId) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// A mailbox's counts and counters in one snapshot (STATUS, SELECT,
+    /// LIST-STATUS), computed from an index, so a 10,000-message mailbox
+    /// answers in a few milliseconds.
+    fn mailbox_status(&self, mailbox: MailboxId) -> impl Future<Output = Result<MailboxStatus>> + Send;
 
     /// Delivers one message into the INBOX of every recipient in a single
     /// transaction, group-committed with concurrent deliveries. Returns the
@@ -166,6 +235,58 @@ pub trait MailStore: Send + Sync + 'static {
     /// with the new modseq for QRESYNC, and deletes blobs nothing references
     /// any more. Returns the UIDs removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> impl Future<Output = Result<Vec<Uid>>> + Send;
+    /// Expunges the messages flagged `\Deleted`: all of them (EXPUNGE,
+    /// CLOSE) or only those among `within` (RFC 4315 UID EXPUNGE), deciding
+    /// which inside the write's transaction, so that a flag change made by
+    /// another session in between cannot expunge a message it undeleted.
+    /// Otherwise as [`MailStore::expunge`]; returns the UIDs removed,
+    /// ascending.
+    fn expunge_deleted(
+        &self,
+        mailbox: MailboxId,
+        within: Option<&[Uid]>,
+    ) -> impl Future<Output = Result<Vec<Uid>>> + Send;
+    /// Copies messages (RFC 9051 §6.4.7 COPY) with their flags, keywords,
+    /// internal date, size and header cache; the copies share the source's
+    /// blob, so no byte is copied. They take new UIDs in `to` in ascending
+    /// source UID order, and one new modseq there. Missing source UIDs are
+    /// skipped; `from == to` duplicates the messages. Returns the pairs
+    /// for UIDPLUS COPYUID (empty when nothing was copied, and then nothing
+    /// changed).
+    ///
+    /// Errors: [`StoreError::NotFound`] if either mailbox is missing;
+    /// [`StoreError::Conflict`] if they belong to different accounts, or
+    /// if `to` has used every UID.
+    fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> impl Future<Output = Result<CopyOutcome>> + Send;
+    /// Moves messages (RFC 6851 MOVE): a copy as [`MailStore::copy_messages`]
+    /// and the expunge of the sources, in one transaction. The sources are
+    /// recorded as expunged with `from`'s new modseq (for VANISHED); both
+    /// mailboxes get an event. Same result and errors as a copy.
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> impl Future<Output = Result<CopyOutcome>> + Send;
+    /// Every message as [`MessageMeta`], in UID order: what SELECT needs of
+    /// a large mailbox (sequence numbers, flags, modseqs), without reading
+    /// and allocating the header caches [`MailStore::messages`] returns.
+    fn message_index(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<MessageMeta>>> + Send;
+    /// Messages whose modseq is above `since`, in UID order (RFC 7162
+    /// CHANGEDSINCE, QRESYNC's flag resynchronisation).
+    fn changed_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+    /// UIDs expunged at a modseq above `since`, ascending (RFC 7162 §3.2.5
+    /// VANISHED). Includes the UIDs a move or an INBOX rename took away.
+    fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> impl Future<Output = Result<Vec<Uid>>> + Send;
 
     /// Deletes blob files in the newest `shards` shard directories that no
     /// message references: what a crash left between writing a blob and
@@ -251,6 +372,30 @@ impl MailStore for AnyStore {
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
         dispatch!(self, s => s.mailbox(account, name).await)
     }
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxRecord>> {
+        dispatch!(self, s => s.mailbox_by_id(mailbox).await)
+    }
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord> {
+        dispatch!(self, s => s.create_mailbox(account, name).await)
+    }
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId> {
+        dispatch!(self, s => s.delete_mailbox(account, name).await)
+    }
+    async fn rename_mailbox(&self, account: AccountId, old: &str, new: &str) -> Result<RenameOutcome> {
+        dispatch!(self, s => s.rename_mailbox(account, old, new).await)
+    }
+    async fn add_subscription(&self, account: AccountId, name: &str) -> Result<bool> {
+        dispatch!(self, s => s.add_subscription(account, name).await)
+    }
+    async fn remove_subscription(&self, account: AccountId, name: &str) -> Result<bool> {
+        dispatch!(self, s => s.remove_subscription(account, name).await)
+    }
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        dispatch!(self, s => s.subscriptions(account).await)
+    }
+    async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        dispatch!(self, s => s.mailbox_status(mailbox).await)
+    }
     async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
         dispatch!(self, s => s.deliver(message, recipients).await)
     }
@@ -276,6 +421,24 @@ impl MailStore for AnyStore {
     }
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         dispatch!(self, s => s.expunge(mailbox, uids).await)
+    }
+    async fn expunge_deleted(&self, mailbox: MailboxId, within: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        dispatch!(self, s => s.expunge_deleted(mailbox, within).await)
+    }
+    async fn copy_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyOutcome> {
+        dispatch!(self, s => s.copy_messages(from, uids, to).await)
+    }
+    async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyOutcome> {
+        dispatch!(self, s => s.move_messages(from, uids, to).await)
+    }
+    async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+        dispatch!(self, s => s.message_index(mailbox).await)
+    }
+    async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
+        dispatch!(self, s => s.changed_since(mailbox, since).await)
+    }
+    async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
+        dispatch!(self, s => s.vanished_since(mailbox, since).await)
     }
     async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {
         dispatch!(self, s => s.sweep_orphan_blobs(shards).await)

@@ -144,8 +144,92 @@ pub struct MailboxRecord {
     pub highest_modseq: ModSeq,
     /// RFC 6154 role, if any.
     pub special_use: Option<SpecialUse>,
-    /// RFC 9051 §6.3.10 subscription state.
+    /// Whether the account's subscription list holds this name (RFC 9051
+    /// §6.3.9). Subscriptions are names, kept apart from mailboxes (see
+    /// [`crate::MailStore::subscriptions`]); this is a convenience copy
+    /// read in the same snapshot.
     pub subscribed: bool,
+}
+
+/// A mailbox's counters in one snapshot: what STATUS, SELECT and
+/// LIST-STATUS report (RFC 9051 §6.3.11, RFC 7162 §3.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    /// MESSAGES: how many messages the mailbox holds.
+    pub messages: u32,
+    /// UNSEEN: messages without `\Seen`.
+    pub unseen: u32,
+    /// DELETED: messages with `\Deleted` (RFC 9051 §6.3.11).
+    pub deleted: u32,
+    /// SIZE: the sum of the messages' RFC822.SIZE, in octets.
+    pub size: u64,
+    /// UIDNEXT.
+    pub uid_next: Uid,
+    /// UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: ModSeq,
+    /// RECENT (IMAP4rev1 only): always 0, as this store keeps no `\Recent`
+    /// (RFC 9051 removed it; RFC 3501 allows a server never to set it).
+    pub recent: u32,
+}
+
+/// Where copied or moved messages went: what UIDPLUS's COPYUID reports
+/// (RFC 4315 §3, RFC 6851 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    /// The destination's UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// (source UID, destination UID) in ascending source order; source UIDs
+    /// that did not exist are absent.
+    pub pairs: Vec<(Uid, Uid)>,
+}
+
+/// A mailbox renamed along with the one named in a rename: an inferior.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenamedMailbox {
+    /// The mailbox (its id, UIDVALIDITY and messages are kept).
+    pub id: MailboxId,
+    /// Its name before.
+    pub old_name: String,
+    /// Its name now.
+    pub new_name: String,
+}
+
+/// What a rename did (RFC 9051 §6.3.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameOutcome {
+    /// The mailbox now called by the new name: the renamed one (same id and
+    /// UIDVALIDITY), or, when INBOX was renamed, a new mailbox.
+    pub mailbox: MailboxRecord,
+    /// Inferiors renamed with it, by old name (never any for INBOX).
+    pub inferiors: Vec<RenamedMailbox>,
+    /// Missing parents of the new name that were created, outermost first.
+    pub created_parents: Vec<MailboxRecord>,
+    /// For INBOX only: its messages, moved into [`RenameOutcome::mailbox`]
+    /// (INBOX UID, new UID); INBOX records them as expunged.
+    pub moved: Option<CopyOutcome>,
+}
+
+/// A message without its header cache: the light listing a SELECT or a
+/// FETCH of a large mailbox needs (sequence numbers, flags, modseqs, sizes,
+/// where the bytes are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Its UID.
+    pub uid: Uid,
+    /// The modseq of its last change.
+    pub modseq: ModSeq,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords, sorted, without duplicates.
+    pub keywords: Vec<String>,
+    /// Octets of the raw message.
+    pub size: u64,
+    /// Arrival time (INTERNALDATE), whole seconds.
+    pub internal_date: SystemTime,
+    /// Where its bytes are, for [`crate::MailStore::read_blob`].
+    pub blob: BlobId,
 }
 
 /// A small copy of a message's main headers, so listing and simple searches
@@ -290,6 +374,24 @@ pub struct ChangeEvent {
     pub account: AccountId,
     /// The mailbox that changed.
     pub mailbox: MailboxId,
-    /// Its HIGHESTMODSEQ after the change.
+    /// Its HIGHESTMODSEQ after the change (for a deleted mailbox, its last).
     pub modseq: ModSeq,
+    /// What happened to it; events of one commit are coalesced per mailbox
+    /// into the strongest kind ([`ChangeKind::Deleted`] over
+    /// [`ChangeKind::Renamed`] over [`ChangeKind::Messages`]).
+    pub kind: ChangeKind,
+}
+
+/// The kind of a [`ChangeEvent`]. Every kind means "re-read what you hold
+/// of this mailbox"; the stronger ones say more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    /// Messages arrived, changed flags or were expunged.
+    Messages,
+    /// The mailbox has a new name (and may have message changes too): an
+    /// IMAP session with it selected keeps it selected (RFC 9051 §6.3.6).
+    Renamed,
+    /// The mailbox is gone: a session with it selected must end the
+    /// selection (RFC 9051 §7.1, `BYE` or `NO`), as its id never comes back.
+    Deleted,
 }

@@ -11,9 +11,9 @@ use mailroom_types::{AccountId, Address, Domain, DomainId};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::convert::{self, Db};
-use super::messages;
+use super::mailboxes;
 use super::writer::Effects;
-use crate::{AccountRecord, AliasRecord, AliasSource, DomainRecord, Resolution, Result, SpecialUse, StoreError};
+use crate::{AccountRecord, AliasRecord, AliasSource, DomainRecord, Resolution, Result, StoreError};
 
 /// The row id of a local domain, if it is one.
 fn domain_id(conn: &Connection, name: &Domain) -> Result<Option<i64>> {
@@ -84,11 +84,7 @@ pub(crate) fn add_account(conn: &Connection, now: i64, address: &Address, passwo
         .execute((domain, &key, password_hash))
         .db()?;
     let account = AccountId(conn.last_insert_rowid());
-    let names = std::iter::once(("INBOX", None))
-        .chain(SpecialUse::DEFAULT_MAILBOXES.iter().map(|(name, role)| (*name, Some(*role))));
-    for (name, role) in names {
-        messages::create_mailbox(conn, now, account, name, role)?;
-    }
+    mailboxes::create_defaults(conn, now, account)?;
     Ok(account)
 }
 
@@ -105,8 +101,8 @@ pub(crate) fn set_password(conn: &Connection, address: &Address, password_hash: 
     Ok(())
 }
 
-/// Deletes the account; mailboxes, messages, expunge records and aliases
-/// pointing at it go by `ON DELETE CASCADE`. Its blobs are handed to the
+/// Deletes the account; mailboxes, messages, expunge records, subscriptions
+/// and aliases pointing at it go by `ON DELETE CASCADE`. Its blobs are handed to the
 /// writer, which deletes those no remaining row references after commit.
 pub(crate) fn delete_account(conn: &Connection, effects: &mut Effects, address: &Address) -> Result<()> {
     let key = address.key();

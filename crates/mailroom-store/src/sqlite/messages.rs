@@ -1,4 +1,4 @@
-//! Mailboxes and messages: UIDs, mod-sequences, flags, expunge.
+//! Messages: arrival, UIDs, mod-sequences, flags, expunge.
 //!
 //! Implementation notes (RFC 9051 §2.3.1.1, RFC 7162 §3.1):
 //! - A mailbox's `uid_next` and `highest_modseq` only ever grow, and only
@@ -8,56 +8,15 @@
 //!   mod-sequence); every arrival, every flag update that changes something,
 //!   and every expunge takes `highest_modseq + 1`. A message's `modseq` is
 //!   the value of its last change.
-//! - UIDVALIDITY is `max(now, last + 1)` with `last` kept in `meta`, so it is
-//!   unique across the whole store and increases even within one second.
 
-use mailroom_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid, UidValidity};
+use mailroom_types::{AccountId, BlobId, Flags, MailboxId, ModSeq, Uid};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::convert::{self, Db};
 use super::writer::Effects;
 use crate::{
-    ChangeEvent, FlagChange, FlagOp, HeaderCache, MailboxRecord, MessageRecord, NewContent, NewMessage, Result,
-    SpecialUse, StoreError,
+    ChangeEvent, ChangeKind, FlagChange, FlagOp, HeaderCache, MessageRecord, NewContent, NewMessage, Result, StoreError,
 };
-
-/// Hands out the next UIDVALIDITY: the clock's Unix time, or one more than
-/// the last value handed out if the clock has not moved past it.
-fn next_uid_validity(conn: &Connection, now: i64) -> Result<UidValidity> {
-    let last: i64 = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'last_uid_validity'")
-        .db()?
-        .query_row([], |r| r.get(0))
-        .db()?;
-    let next = now.max(last + 1).max(1);
-    let value = u32::try_from(next).ok().and_then(UidValidity::new).ok_or_else(|| {
-        StoreError::Conflict("UIDVALIDITY values are exhausted (past 2^32-1); the clock may be wrong".into())
-    })?;
-    conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_uid_validity'").db()?.execute([next]).db()?;
-    Ok(value)
-}
-
-/// Creates a mailbox, subscribed, with a fresh UIDVALIDITY.
-pub(crate) fn create_mailbox(
-    conn: &Connection,
-    now: i64,
-    account: AccountId,
-    name: &str,
-    special_use: Option<SpecialUse>,
-) -> Result<MailboxId> {
-    let uid_validity = next_uid_validity(conn, now)?;
-    let n = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO mailboxes (account_id, name, uid_validity, special_use) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .db()?
-        .execute((account.0, name, uid_validity.get(), convert::special_use_param(special_use)))
-        .db()?;
-    if n == 0 {
-        return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
-    }
-    Ok(MailboxId(conn.last_insert_rowid()))
-}
 
 /// Takes the next UID of a mailbox and bumps its HIGHESTMODSEQ, returning
 /// (mailbox, account, uid, modseq). `None` when no row matched.
@@ -154,7 +113,7 @@ pub(crate) fn deliver(
         let (mailbox, _, uid, modseq) =
             take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))?;
         insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
-        effects.events.push(ChangeEvent { account, mailbox, modseq });
+        effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
         out.push((mailbox, uid));
     }
     Ok(out)
@@ -181,12 +140,12 @@ pub(crate) fn append(
         take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
     store_content(conn, &message.content)?;
     insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
-    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
     Ok((uid, modseq))
 }
 
 /// The owner and HIGHESTMODSEQ of a mailbox, or NotFound.
-fn mailbox_state(conn: &Connection, mailbox: MailboxId) -> Result<(AccountId, ModSeq)> {
+pub(crate) fn mailbox_state(conn: &Connection, mailbox: MailboxId) -> Result<(AccountId, ModSeq)> {
     let row: Option<(i64, i64)> = conn
         .prepare_cached("SELECT account_id, highest_modseq FROM mailboxes WHERE id = ?1")
         .db()?
@@ -198,7 +157,7 @@ fn mailbox_state(conn: &Connection, mailbox: MailboxId) -> Result<(AccountId, Mo
 }
 
 /// Bumps a mailbox's HIGHESTMODSEQ once and returns the new value.
-fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq> {
+pub(crate) fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq> {
     let m: i64 = conn
         .prepare_cached(
             "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
@@ -210,7 +169,7 @@ fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<ModSeq> {
 }
 
 /// The UIDs in ascending order without duplicates.
-fn sorted(uids: &[Uid]) -> Vec<Uid> {
+pub(crate) fn sorted(uids: &[Uid]) -> Vec<Uid> {
     let mut uids = uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
@@ -277,7 +236,7 @@ pub(crate) fn store_flags(
             ))
             .db()?;
     }
-    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
     Ok(out)
 }
 
@@ -303,14 +262,31 @@ fn apply(op: FlagOp, flags: Flags, keywords: &[String], arg: Flags, arg_keywords
 /// hands their blobs to the writer for deletion if nothing else uses them.
 pub(crate) fn expunge(conn: &Connection, effects: &mut Effects, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
     let (account, _) = mailbox_state(conn, mailbox)?;
+    remove(conn, effects, account, mailbox, &sorted(uids), true)
+}
+
+/// Deletes the rows of `uids` (ascending, deduplicated) that exist, records
+/// them in `expunged` with one new modseq and pushes the event. Their blobs
+/// are released only with `release`: a move keeps referencing them.
+/// Returns the UIDs removed.
+pub(crate) fn remove(
+    conn: &Connection,
+    effects: &mut Effects,
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    release: bool,
+) -> Result<Vec<Uid>> {
     let mut removed = Vec::new();
     {
         let mut delete =
             conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING blob_id").db()?;
-        for uid in sorted(uids) {
+        for &uid in uids {
             let blob: Option<String> = delete.query_row((mailbox.0, uid.get()), |r| r.get(0)).optional().db()?;
             if let Some(blob) = blob {
-                effects.released_blobs.push(convert::blob_id(&blob)?);
+                if release {
+                    effects.released_blobs.push(convert::blob_id(&blob)?);
+                }
                 removed.push(uid);
             }
         }
@@ -323,57 +299,15 @@ pub(crate) fn expunge(conn: &Connection, effects: &mut Effects, mailbox: Mailbox
     for uid in &removed {
         record.execute((mailbox.0, uid.get(), convert::modseq_param(modseq))).db()?;
     }
-    effects.events.push(ChangeEvent { account, mailbox, modseq });
+    effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
     Ok(removed)
 }
 
-const MAILBOX_COLUMNS: &str = "id, account_id, name, uid_validity, uid_next, highest_modseq, special_use, subscribed";
-
-fn mailbox_row(row: &rusqlite::Row<'_>) -> Result<MailboxRecord> {
-    let uid_next: i64 = row.get(4).db()?;
-    Ok(MailboxRecord {
-        id: MailboxId(row.get(0).db()?),
-        account: AccountId(row.get(1).db()?),
-        name: row.get(2).db()?,
-        uid_validity: convert::uid_validity(row.get(3).db()?)?,
-        // Past the last UID the counter may read 2^32, which no UID can
-        // hold; report the largest instead (the mailbox is full).
-        uid_next: convert::uid(uid_next.min(i64::from(u32::MAX)))?,
-        highest_modseq: convert::modseq(row.get(5).db()?)?,
-        special_use: convert::special_use(row.get(6).db()?)?,
-        subscribed: row.get(7).db()?,
-    })
-}
-
-/// INBOX first, then the others by name.
-pub(crate) fn mailboxes(conn: &Connection, account: AccountId) -> Result<Vec<MailboxRecord>> {
-    let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name <> 'INBOX', name");
-    let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query([account.0]).db()?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().db()? {
-        out.push(mailbox_row(row)?);
-    }
-    Ok(out)
-}
-
-/// RFC 9051 §5.1: INBOX is case-insensitive; every other name is exact.
-pub(crate) fn mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
-    let name = if name.eq_ignore_ascii_case("INBOX") { "INBOX" } else { name };
-    let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2");
-    let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query((account.0, name)).db()?;
-    match rows.next().db()? {
-        Some(row) => mailbox_row(row).map(Some),
-        None => Ok(None),
-    }
-}
-
-const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, internal_date, size, blob_id,
+pub(crate) const MESSAGE_COLUMNS: &str = "uid, modseq, flags, keywords, internal_date, size, blob_id,
      hdr_from, hdr_to, hdr_subject, hdr_message_id, hdr_date";
 
 /// One `messages` row, selected with [`MESSAGE_COLUMNS`], as a record.
-fn message_row(mailbox: MailboxId, row: &rusqlite::Row<'_>) -> Result<MessageRecord> {
+pub(crate) fn message_row(mailbox: MailboxId, row: &rusqlite::Row<'_>) -> Result<MessageRecord> {
     let keywords: String = row.get(3).db()?;
     let blob: String = row.get(6).db()?;
     Ok(MessageRecord {

@@ -13,8 +13,11 @@ use super::convert::Db;
 use crate::{Result, StoreError};
 
 /// Every migration, in order; the number is the schema version it produces.
-const MIGRATIONS: &[(u32, &str)] =
-    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_inline_blobs.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_inline_blobs.sql")),
+    (3, include_str!("migrations/0003_imap_mailboxes.sql")),
+];
 
 /// The schema version this binary creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -13,14 +13,18 @@
 //! Module map: [`migrate`] (embedded numbered schema files), [`checkpoint`]
 //! (WAL checkpoints off the writer thread), [`convert`]
 //! (errors and value mapping), [`accounts`] (domains, accounts, aliases),
-//! [`messages`] (mailboxes, messages, flags, expunge).
+//! [`mailboxes`] (mailbox create, delete, rename; subscriptions; status),
+//! [`messages`] (arrival, flags, expunge), [`transfer`] (copy, move,
+//! expunge of `\Deleted`, CONDSTORE/QRESYNC reads).
 
 mod accounts;
 mod checkpoint;
 mod convert;
+mod mailboxes;
 mod messages;
 mod migrate;
 mod read;
+mod transfer;
 mod writer;
 
 use std::path::Path;
@@ -35,8 +39,9 @@ use self::convert::Db;
 use self::read::ReadPool;
 use self::writer::WriterHandle;
 use crate::{
-    AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, DomainRecord, FlagChange, FlagOp, MailStore,
-    MailboxRecord, MessageRecord, NewMessage, Resolution, Result, StoreError, StoreOptions,
+    AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, CopyOutcome, DomainRecord, FlagChange, FlagOp,
+    MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewMessage, RenameOutcome, Resolution, Result,
+    StoreError, StoreOptions,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -213,12 +218,49 @@ impl MailStore for SqliteStore {
     }
 
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
-        self.read(move |conn| messages::mailboxes(conn, account)).await
+        self.read(move |conn| mailboxes::mailboxes(conn, account)).await
     }
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
         let name = name.to_string();
-        self.lookup(move |conn| messages::mailbox(conn, account, &name)).await
+        self.lookup(move |conn| mailboxes::mailbox(conn, account, &name)).await
+    }
+
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxRecord>> {
+        self.lookup(move |conn| mailboxes::mailbox_by_id(conn, mailbox)).await
+    }
+
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord> {
+        let (name, now) = (name.to_string(), self.now());
+        self.inner.writer.write(move |conn, _| mailboxes::create(conn, now, account, &name)).await
+    }
+
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId> {
+        let name = name.to_string();
+        self.inner.writer.write(move |conn, fx| mailboxes::delete(conn, fx, account, &name)).await
+    }
+
+    async fn rename_mailbox(&self, account: AccountId, old: &str, new: &str) -> Result<RenameOutcome> {
+        let (old, new, now) = (old.to_string(), new.to_string(), self.now());
+        self.inner.writer.write(move |conn, fx| mailboxes::rename(conn, fx, now, account, &old, &new)).await
+    }
+
+    async fn add_subscription(&self, account: AccountId, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.inner.writer.write(move |conn, _| mailboxes::add_subscription(conn, account, &name)).await
+    }
+
+    async fn remove_subscription(&self, account: AccountId, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.inner.writer.write(move |conn, _| mailboxes::remove_subscription(conn, account, &name)).await
+    }
+
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.lookup(move |conn| mailboxes::subscriptions(conn, account)).await
+    }
+
+    async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        self.read(move |conn| mailboxes::status(conn, mailbox)).await
     }
 
     async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
@@ -262,6 +304,33 @@ impl MailStore for SqliteStore {
     async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         let uids = uids.to_vec();
         self.inner.writer.write(move |conn, fx| messages::expunge(conn, fx, mailbox, &uids)).await
+    }
+
+    async fn expunge_deleted(&self, mailbox: MailboxId, within: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        let within = within.map(<[Uid]>::to_vec);
+        self.inner.writer.write(move |conn, fx| transfer::expunge_deleted(conn, fx, mailbox, within.as_deref())).await
+    }
+
+    async fn copy_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyOutcome> {
+        let uids = uids.to_vec();
+        self.inner.writer.write(move |conn, fx| transfer::copy(conn, fx, from, &uids, to)).await
+    }
+
+    async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyOutcome> {
+        let uids = uids.to_vec();
+        self.inner.writer.write(move |conn, fx| transfer::move_messages(conn, fx, from, &uids, to)).await
+    }
+
+    async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+        self.read(move |conn| transfer::message_index(conn, mailbox)).await
+    }
+
+    async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
+        self.read(move |conn| transfer::changed_since(conn, mailbox, since)).await
+    }
+
+    async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
+        self.read(move |conn| transfer::vanished_since(conn, mailbox, since)).await
     }
 
     async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {

@@ -302,9 +302,10 @@ impl Writer {
         }
     }
 
-    /// Sends the batch's events, one per mailbox with its latest modseq:
-    /// subscribers re-read the mailbox anyway, so fifty deliveries in one
-    /// batch need wake them only once.
+    /// Sends the batch's events, one per mailbox with its latest modseq and
+    /// strongest kind: subscribers re-read the mailbox anyway, so fifty
+    /// deliveries in one batch need wake them only once, and a deletion is
+    /// never hidden behind an arrival.
     fn broadcast(&self, events: Vec<ChangeEvent>) {
         let mut latest: Vec<ChangeEvent> = Vec::with_capacity(events.len());
         let mut index = HashMap::with_capacity(events.len());
@@ -313,6 +314,7 @@ impl Writer {
                 Some(&i) => {
                     let e: &mut ChangeEvent = &mut latest[i];
                     e.modseq = e.modseq.max(event.modseq);
+                    e.kind = e.kind.max(event.kind);
                 }
                 None => {
                     index.insert(event.mailbox, latest.len());

@@ -35,6 +35,19 @@ cases!(
     inline_content_lives_and_dies_with_its_rows,
     orphan_blobs_are_swept,
     change_events_after_commit,
+    create_mailbox_with_parents,
+    create_duplicate_mailbox,
+    invalid_mailbox_names,
+    delete_mailbox_keeps_children,
+    rename_mailbox_with_inferiors,
+    rename_inbox_moves_messages,
+    subscriptions_independent_of_existence,
+    mailbox_status_counts,
+    copy_messages_share_blobs,
+    move_messages_records_vanished,
+    expunge_deleted_all_and_within,
+    changed_and_vanished_since,
+    uids_never_reused_after_move_and_rename,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,3 +71,33 @@ async fn two_handles_share_one_database() {
     assert_eq!(server.list_domains().await.expect("list").len(), 2);
     assert_eq!(cli.list_domains().await.expect("list").len(), 2);
 }
+
+#[tokio::test]
+async fn version_2_subscriptions_move_to_their_own_table() {
+    // A database as Mailroom left it before schema 3: subscription was a
+    // flag of each mailbox, and mailbox ids came from the rowid.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = Connection::open(dir.path().join(SqliteStore::DB_FILE)).expect("open db");
+    conn.execute_batch(include_str!("../../src/sqlite/migrations/0001_init.sql")).expect("schema 1");
+    conn.execute_batch(include_str!("../../src/sqlite/migrations/0002_inline_blobs.sql")).expect("schema 2");
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+         INSERT INTO schema_version VALUES (1, 0), (2, 0);
+         INSERT INTO domains (id, name) VALUES (1, 'old.test');
+         INSERT INTO accounts (id, domain_id, address, password_hash) VALUES (1, 1, 'a@old.test', 'h');
+         INSERT INTO mailboxes (id, account_id, name, uid_validity, subscribed) VALUES
+             (1, 1, 'INBOX', 10, 1), (2, 1, 'Sent', 11, 1), (7, 1, 'Hidden', 12, 0);
+         UPDATE meta SET value = 12 WHERE key = 'last_uid_validity';",
+    )
+    .expect("version 2 data");
+    drop(conn);
+
+    let store = crate::open(dir.path()).await;
+    let account = mailroom_types::AccountId(1);
+    assert_eq!(store.subscriptions(account).await.expect("subscriptions"), ["INBOX", "Sent"]);
+    let flags: Vec<(String, bool)> =
+        store.mailboxes(account).await.expect("list").into_iter().map(|m| (m.name, m.subscribed)).collect();
+    assert_eq!(flags, [("INBOX".into(), true), ("Hidden".into(), false), ("Sent".into(), true)]);
+    let created = store.create_mailbox(account, "New").await.expect("create");
+    assert!(created.id.0 > 7, "ids continue after the largest: {:?}", created.id);
+}
