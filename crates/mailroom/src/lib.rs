@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use mailroom_imap::ImapContext;
 use mailroom_pop3::{MaildropLocks, Pop3Context};
 use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
@@ -70,6 +71,8 @@ pub struct Running {
     pub smtp: Option<std::net::SocketAddr>,
     /// The address the `pop3` listener is bound to, if enabled.
     pub pop3: Option<std::net::SocketAddr>,
+    /// The address the `imap` listener is bound to, if enabled.
+    pub imap: Option<std::net::SocketAddr>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
 }
@@ -130,7 +133,27 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         });
         tasks.spawn(mailroom_pop3::serve(listener, ctx, shutdown.clone(), grace));
     }
-    Ok(Running { smtp, pop3, trigger, tasks })
+
+    let mut imap = None;
+    if let Some(addr) = config.listen.imap {
+        let (listener, local) = bind("imap", addr).await?;
+        imap = Some(local);
+        let ctx = Arc::new(ImapContext {
+            hostname: config.hostname.clone(),
+            limits: mailroom_imap_proto::Limits {
+                max_message_size: config.limits.max_message_size.0,
+                ..mailroom_imap_proto::Limits::default()
+            },
+            idle_timeout: config.limits.imap_idle_timeout.0,
+            store: store.clone(),
+            auth: Arc::clone(&auth),
+            connections: Arc::clone(&connections),
+            clock: Arc::clone(&clock),
+            ids: Arc::clone(&ids),
+        });
+        tasks.spawn(mailroom_imap::serve(listener, ctx, shutdown.clone(), grace));
+    }
+    Ok(Running { smtp, pop3, imap, trigger, tasks })
 }
 
 /// Binds the listener named `key` in `[listen]`.

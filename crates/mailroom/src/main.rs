@@ -267,6 +267,9 @@ async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_typ
     if let Some(addr) = running.pop3 {
         println!("pop3 listening on {addr}");
     }
+    if let Some(addr) = running.imap {
+        println!("imap listening on {addr}");
+    }
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}

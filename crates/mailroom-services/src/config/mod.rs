@@ -96,6 +96,10 @@ pub struct ListenConfig {
     /// POP3 (RFC 1939) for users downloading their mail (production `0.0.0.0:110`).
     #[serde(default)]
     pub pop3: Option<SocketAddr>,
+    /// IMAP (RFC 9051) for users keeping their mail on the server
+    /// (production `0.0.0.0:143`).
+    #[serde(default)]
+    pub imap: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -103,6 +107,7 @@ impl Default for ListenConfig {
         ListenConfig {
             smtp: Some(SocketAddr::from(([127, 0, 0, 1], 2525))),
             pop3: Some(SocketAddr::from(([127, 0, 0, 1], 1110))),
+            imap: Some(SocketAddr::from(([127, 0, 0, 1], 1143))),
         }
     }
 }
@@ -110,7 +115,10 @@ impl Default for ListenConfig {
 impl ListenConfig {
     /// Every enabled listener with its key, for checks over all of them.
     pub fn enabled(&self) -> Vec<(&'static str, SocketAddr)> {
-        [("smtp", self.smtp), ("pop3", self.pop3)].into_iter().filter_map(|(k, a)| a.map(|a| (k, a))).collect()
+        [("smtp", self.smtp), ("pop3", self.pop3), ("imap", self.imap)]
+            .into_iter()
+            .filter_map(|(k, a)| a.map(|a| (k, a)))
+            .collect()
     }
 }
 
@@ -147,6 +155,9 @@ pub struct LimitsConfig {
     pub data_timeout: HumanDuration,
     /// How long a POP3 session may stay idle (RFC 1939 §3: at least 10m).
     pub pop3_idle_timeout: HumanDuration,
+    /// How long an IMAP session may stay idle, in IDLE too (RFC 9051 §5.4:
+    /// at least 30m).
+    pub imap_idle_timeout: HumanDuration,
 }
 
 impl Default for LimitsConfig {
@@ -161,6 +172,7 @@ impl Default for LimitsConfig {
             command_timeout: HumanDuration(Duration::from_secs(300)),
             data_timeout: HumanDuration(Duration::from_secs(600)),
             pop3_idle_timeout: HumanDuration(Duration::from_secs(600)),
+            imap_idle_timeout: HumanDuration(Duration::from_secs(1800)),
         }
     }
 }
@@ -256,6 +268,7 @@ impl Config {
         at_least("command_timeout", l.command_timeout.0.as_millis() as u64, 1000, "one second");
         at_least("data_timeout", l.data_timeout.0.as_millis() as u64, 1000, "one second");
         at_least("pop3_idle_timeout", l.pop3_idle_timeout.0.as_millis() as u64, 1000, "one second");
+        at_least("imap_idle_timeout", l.imap_idle_timeout.0.as_millis() as u64, 1000, "one second");
         if self.auth.failure_delay_max.0 < self.auth.failure_delay.0 {
             problems.push("auth.failure_delay_max: must not be less than auth.failure_delay".into());
         }

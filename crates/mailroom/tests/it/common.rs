@@ -512,6 +512,7 @@ impl InProcess {
         // default fixed port (pop3 1110) would collide between them.
         config.listen.smtp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.listen.pop3 = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.listen.imap = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         adjust(&mut config);
         config.validate(Path::new("(test)")).expect("valid test config");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -540,6 +541,11 @@ impl InProcess {
     pub fn pop3_addr(&self) -> SocketAddr {
         self.running.as_ref().and_then(|r| r.pop3).expect("pop3 listener bound")
     }
+
+    /// The bound IMAP address (start with `listen.imap` set, e.g. to port 0).
+    pub fn imap_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.imap).expect("imap listener bound")
+    }
 }
 
 impl Drop for InProcess {
@@ -552,4 +558,37 @@ impl Drop for InProcess {
             }
         }
     }
+}
+
+/// Sends `message` (CRLF line ends) from `from` to `to` over SMTP DATA at
+/// `addr`, expecting every reply to succeed.
+pub fn send_mail(addr: SocketAddr, from: &str, to: &str, message: &[u8]) {
+    let mut c = SmtpClient::open(addr);
+    let utf8 = if to.is_ascii() && from.is_ascii() { "" } else { " SMTPUTF8" };
+    let r = c.command(&format!("MAIL FROM:<{from}>{utf8}")).expect("MAIL");
+    assert_eq!(r.code, 250, "MAIL: {r}");
+    let r = c.command(&format!("RCPT TO:<{to}>")).expect("RCPT");
+    assert_eq!(r.code, 250, "RCPT: {r}");
+    let r = c.command("DATA").expect("DATA");
+    assert_eq!(r.code, 354, "DATA: {r}");
+    c.send(&dot_stuff(message)).expect("send data");
+    let r = c.read_reply().expect("end of data");
+    assert_eq!(r.code, 250, "end of data: {r}");
+    assert_eq!(c.command("QUIT").expect("QUIT").code, 221);
+}
+
+/// The messages of `user`'s mailbox `name` with their blob bytes, in UID
+/// order; `None` when the mailbox does not exist.
+pub async fn mailbox_messages(store: &AnyStore, user: &str, name: &str) -> Option<Vec<(MessageRecord, Vec<u8>)>> {
+    let address = Address::parse(user).expect("address");
+    let account = store.account(&address).await.expect("account lookup").unwrap_or_else(|| panic!("no account {user}"));
+    let mailbox = store.mailbox(account.id, name).await.expect("mailbox lookup")?;
+    let mut out = Vec::new();
+    for m in store.messages(mailbox.id).await.expect("messages") {
+        let mut raw = Vec::new();
+        let present = store.read_blob(&m.blob, &mut raw).await.expect("read blob");
+        assert!(present, "message uid {:?} in {name} references a missing blob {:?}", m.uid, m.blob);
+        out.push((m, raw));
+    }
+    Some(out)
 }

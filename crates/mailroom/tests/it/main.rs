@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod crash;
 mod e2e;
+mod imap;
 mod limits;
 mod pop3;
 mod shutdown;

@@ -1,0 +1,234 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5), with BINARY (RFC 3516) and
+//! CHANGEDSINCE/VANISHED (RFC 7162).
+//!
+//! Implementation notes:
+//! - A message's bytes are read once per FETCH response and analysed at
+//!   most once ([`ParsedMessage`]), however many items ask about it; items
+//!   that need only the store's metadata (FLAGS, UID, RFC822.SIZE...) read
+//!   no bytes at all.
+//! - A non-PEEK body item on a read-write mailbox sets `\Seen` first, for
+//!   every message concerned in one store write, so the responses carry
+//!   the new flags (RFC 9051 §6.4.5).
+//! - Output is flushed to the client whenever it passes the session's
+//!   flush size, so `FETCH 1:* BODY[]` never holds a mailbox in memory.
+
+use std::io;
+
+use mailroom_imap_proto::Server;
+use mailroom_imap_proto::command::{FetchItem, InternalDate};
+use mailroom_imap_proto::message::{
+    BinaryError, ParsedMessage, Section, SectionText, apply_partial, write_body_structure, write_envelope,
+};
+use mailroom_imap_proto::response::{self, Code, FetchResponse};
+use mailroom_imap_proto::sequence::SequenceSet;
+use mailroom_store::{FlagOp, MailStore};
+use mailroom_types::{Flags, ModSeq, Uid};
+use tokio::io::AsyncWrite;
+
+use crate::flags;
+use crate::session::{FLUSH_AT, Outcome, Session, store_failure, write_output};
+
+/// What a FETCH asks for, beyond its items.
+pub(crate) struct FetchRequest<'a> {
+    pub(crate) uid: bool,
+    pub(crate) set: &'a SequenceSet,
+    pub(crate) items: &'a [FetchItem],
+    pub(crate) changed_since: Option<u64>,
+    pub(crate) vanished: bool,
+}
+
+/// True when answering `item` needs the message's bytes.
+fn needs_bytes(item: &FetchItem) -> bool {
+    !matches!(
+        item,
+        FetchItem::Uid | FetchItem::Flags | FetchItem::InternalDate | FetchItem::Rfc822Size | FetchItem::ModSeq
+    )
+}
+
+/// True when answering `item` sets `\Seen` (RFC 9051 §6.4.5: BODY[...]
+/// and BINARY[...] without PEEK, RFC822, RFC822.TEXT).
+fn sets_seen(item: &FetchItem) -> bool {
+    match item {
+        FetchItem::BodySection { peek, .. } | FetchItem::Binary { peek, .. } => !peek,
+        FetchItem::Rfc822 | FetchItem::Rfc822Text => true,
+        _ => false,
+    }
+}
+
+impl Session<'_> {
+    pub(crate) async fn fetch<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        server: &mut Server,
+        req: FetchRequest<'_>,
+    ) -> io::Result<Outcome> {
+        let style = Self::style(server);
+        let store = &self.ctx.store;
+        let Some(view) = self.selected.as_mut() else { return Ok(Outcome::Bad("No mailbox selected".into())) };
+        let indices = match view.resolve(req.set, req.uid) {
+            Ok(i) => i,
+            Err(e) => return Ok(Outcome::Bad(e.into())),
+        };
+        if req.vanished
+            && let Some(since) = req.changed_since
+        {
+            // RFC 7162 §3.2.6: UIDs of the set expunged since the modseq.
+            let max = view.max_uid();
+            match store.vanished_since(view.mailbox, ModSeq(since)).await {
+                Ok(uids) => {
+                    let gone: Vec<u32> = uids.iter().map(|u| u.get()).filter(|u| req.set.contains(*u, max)).collect();
+                    if !gone.is_empty() {
+                        response::vanished(server.output_mut(), true, &gone);
+                    }
+                }
+                Err(e) => return Ok(store_failure(&e)),
+            }
+        }
+        let mut msgs = match view.load(store, &indices).await {
+            Ok(m) => m,
+            Err(e) => return Ok(store_failure(&e)),
+        };
+        // Expunged from the store before this session could announce it
+        // (RFC 9051 §7.5.1): its data is gone.
+        let mut missing = msgs.len() < indices.len();
+        if let Some(since) = req.changed_since {
+            msgs.retain(|(_, m)| m.modseq.0 > since);
+        }
+        // Implicit \Seen, before anything is written.
+        let mut flags_changed: Vec<Uid> = Vec::new();
+        if !view.read_only && req.items.iter().any(sets_seen) {
+            let unseen: Vec<Uid> = msgs
+                .iter()
+                .map(|(_, m)| m)
+                .filter(|m| !m.flags.contains(Flags::SEEN) && !view.is_gone(m.uid))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                match store.store_flags(view.mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[], None).await {
+                    Ok(changes) => {
+                        for c in changes {
+                            view.note_own(c.uid, c.modseq);
+                            if let Some((_, m)) = msgs.iter_mut().find(|(_, m)| m.uid == c.uid) {
+                                m.flags = c.flags;
+                                m.modseq = c.modseq;
+                            }
+                            flags_changed.push(c.uid);
+                        }
+                    }
+                    Err(e) => return Ok(store_failure(&e)),
+                }
+            }
+        }
+        let with_modseq = req.changed_since.is_some() || style.condstore;
+        let bytes_needed = req.items.iter().any(needs_bytes);
+        let mut raw = Vec::new();
+        for (i, m) in msgs {
+            if bytes_needed {
+                match store.read_blob(&m.blob, &mut raw).await {
+                    Ok(true) => {}
+                    // Expunged, and its bytes reclaimed, before this
+                    // session could announce it (RFC 9051 §7.5.1).
+                    Ok(false) => {
+                        missing = true;
+                        continue;
+                    }
+                    Err(e) => return Ok(store_failure(&e)),
+                }
+            }
+            let parsed = ParsedMessage::new(&raw);
+            // Refused before the response starts, so none is left half
+            // written (RFC 3516 §4.2: UNKNOWN-CTE).
+            let unknown_cte = req.items.iter().any(|item| match item {
+                FetchItem::Binary { part, .. } | FetchItem::BinarySize { part } => {
+                    matches!(parsed.binary_size(part), Err(BinaryError::UnknownCte(_)))
+                }
+                _ => false,
+            });
+            if unknown_cte {
+                return Ok(Outcome::No(Some(Code::UnknownCte), "Unknown content transfer encoding".into()));
+            }
+            let out = server.output_mut();
+            let mut f = FetchResponse::start(out, i as u32 + 1);
+            if req.uid && !req.items.contains(&FetchItem::Uid) {
+                f.uid(m.uid.get());
+            }
+            let mut wrote_flags = false;
+            let mut wrote_modseq = false;
+            for item in req.items {
+                match item {
+                    FetchItem::Uid => {
+                        f.uid(m.uid.get());
+                    }
+                    FetchItem::Flags => {
+                        f.flags(&flags::to_wire(m.flags, &m.keywords), false);
+                        wrote_flags = true;
+                    }
+                    FetchItem::InternalDate => {
+                        let unix_seconds = mailroom_types::time::unix_seconds(m.internal_date);
+                        f.internal_date(InternalDate { unix_seconds, offset_minutes: 0 });
+                    }
+                    FetchItem::Rfc822Size => {
+                        f.rfc822_size(m.size);
+                    }
+                    FetchItem::ModSeq => {
+                        f.modseq(m.modseq.0);
+                        wrote_modseq = true;
+                    }
+                    FetchItem::Envelope => {
+                        let mut enc = Vec::new();
+                        write_envelope(&mut enc, &parsed.envelope());
+                        f.item("ENVELOPE", &enc);
+                    }
+                    FetchItem::BodyStructure | FetchItem::Body => {
+                        let mut enc = Vec::new();
+                        let extensible = matches!(item, FetchItem::BodyStructure);
+                        write_body_structure(&mut enc, &parsed.body_structure(), extensible);
+                        f.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &enc);
+                    }
+                    FetchItem::BodySection { section, partial, .. } => {
+                        // A part that does not exist reads as empty (RFC 9051
+                        // §6.4.5 leaves it open; clients cope with "").
+                        let data = parsed.section(section).unwrap_or_default();
+                        f.body_section(section, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
+                    }
+                    FetchItem::Binary { part, partial, .. } => {
+                        let data = parsed.binary(part).ok().flatten().unwrap_or_default();
+                        f.binary(part, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
+                    }
+                    FetchItem::BinarySize { part } => {
+                        f.binary_size(part, parsed.binary_size(part).ok().flatten().unwrap_or(0));
+                    }
+                    FetchItem::Rfc822 => {
+                        f.rfc822("RFC822", &raw);
+                    }
+                    FetchItem::Rfc822Header => {
+                        let header = Section { part: Vec::new(), text: Some(SectionText::Header) };
+                        f.rfc822("RFC822.HEADER", &parsed.section(&header).unwrap_or_default());
+                    }
+                    FetchItem::Rfc822Text => {
+                        let text = Section { part: Vec::new(), text: Some(SectionText::Text) };
+                        f.rfc822("RFC822.TEXT", &parsed.section(&text).unwrap_or_default());
+                    }
+                }
+            }
+            if !wrote_flags && flags_changed.contains(&m.uid) {
+                f.flags(&flags::to_wire(m.flags, &m.keywords), false);
+                wrote_flags = true;
+            }
+            if with_modseq && !wrote_modseq && (wrote_flags || req.changed_since.is_some()) {
+                f.modseq(m.modseq.0);
+            }
+            f.finish();
+            if server.output_len() >= FLUSH_AT {
+                write_output(stream, server).await?;
+            }
+        }
+        // RFC 9051 §6.4.9: a UID that no longer exists is ignored; a
+        // message number the client still holds is answered with NO.
+        Ok(if missing && !req.uid {
+            Outcome::No(Some(Code::ExpungeIssued), "Some messages were expunged meanwhile".into())
+        } else {
+            Outcome::ok(if req.uid { "UID FETCH completed" } else { "FETCH completed" })
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! The accept loop of an IMAP listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::info;
+
+use crate::ImapContext;
+use crate::session::run_session;
+
+/// Serves IMAP on `listener` until shutdown; then stops accepting, lets
+/// sessions finish for up to `grace`, and aborts whatever is left.
+pub async fn serve(listener: TcpListener, ctx: Arc<ImapContext>, shutdown: Shutdown, grace: Duration) {
+    let options = ListenerOptions { proto: "imap", connections: Arc::clone(&ctx.connections), shutdown, grace };
+    // RFC 9051 §7.1.5: a server refusing a connection greets with BYE.
+    let refuse = |refusal, _ip| {
+        let text = match refusal {
+            Refusal::ServerFull => "* BYE Too many connections, try again later.\r\n",
+            Refusal::TooManyFromAddress => "* BYE Too many connections from your address.\r\n",
+        };
+        text.as_bytes().to_vec()
+    };
+    accept_loop(listener, options, refuse, move |stream, peer, shutdown| {
+        handle(stream, peer, Arc::clone(&ctx), shutdown)
+    })
+    .await;
+}
+
+async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<ImapContext>, shutdown: Shutdown) {
+    info!("connection opened");
+    match run_session(stream, peer, &ctx, shutdown).await {
+        Ok(s) => info!(commands = s.commands, "connection closed"),
+        Err(e) => info!(error = %e, "connection lost"),
+    }
+}
