@@ -45,6 +45,22 @@ fn needs_bytes(item: &FetchItem) -> bool {
     )
 }
 
+/// True when the header section alone answers `item` (the store keeps
+/// header sections apart, so a mailbox's ENVELOPEs need no bodies).
+fn header_only(item: &FetchItem) -> bool {
+    match item {
+        FetchItem::Envelope | FetchItem::Rfc822Header => true,
+        FetchItem::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header | SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_))
+                )
+        }
+        other => !needs_bytes(other),
+    }
+}
+
 /// True when answering `item` sets `\Seen` (RFC 9051 §6.4.5: BODY[...]
 /// and BINARY[...] without PEEK, RFC822, RFC822.TEXT).
 fn sets_seen(item: &FetchItem) -> bool {
@@ -121,9 +137,21 @@ impl Session<'_> {
         }
         let with_modseq = req.changed_since.is_some() || style.condstore;
         let bytes_needed = req.items.iter().any(needs_bytes);
+        let mut headers = if bytes_needed && req.items.iter().all(header_only) {
+            let uids: Vec<Uid> = msgs.iter().map(|(_, m)| m.uid).collect();
+            match store.headers(view.mailbox, &uids).await {
+                Ok(h) => h.into_iter().peekable(),
+                Err(e) => return Ok(store_failure(&e)),
+            }
+        } else {
+            Vec::new().into_iter().peekable()
+        };
         let mut raw = Vec::new();
         for (i, m) in msgs {
-            if bytes_needed {
+            while headers.next_if(|(uid, _)| *uid < m.uid).is_some() {}
+            if let Some((_, header)) = headers.next_if(|(uid, h)| *uid == m.uid && !h.is_empty()) {
+                raw = header;
+            } else if bytes_needed {
                 match store.read_blob(&m.blob, &mut raw).await {
                     Ok(true) => {}
                     // Expunged, and its bytes reclaimed, before this

@@ -14,7 +14,7 @@ use mailroom_imap_proto::command::{Date, Flag, Search, SearchKey};
 use mailroom_imap_proto::message::ParsedMessage;
 use mailroom_imap_proto::response::{self, Esearch};
 use mailroom_store::MailStore;
-use mailroom_types::Flags;
+use mailroom_types::{Flags, Uid};
 
 use crate::selected::Msg;
 use crate::session::{Outcome, Session, store_failure};
@@ -38,6 +38,9 @@ impl Session<'_> {
         let now = self.ctx.clock.now();
         let Some(view) = self.selected.as_ref() else { return Outcome::Bad("No mailbox selected".into()) };
         let content = needs_content(&search.key);
+        // Header keys alone are answered from the header sections the
+        // store keeps apart, without reading bodies.
+        let body = needs_body(&search.key);
         let count = view.len() as u32;
         let max_uid = view.max_uid();
         let live: Vec<usize> = (0..view.len()).filter(|&i| !view.is_gone(view.uid_at(i))).collect();
@@ -45,12 +48,31 @@ impl Session<'_> {
             Ok(m) => m,
             Err(e) => return store_failure(&e),
         };
+        let mut headers = if content && !body {
+            let uids: Vec<Uid> = msgs.iter().map(|(_, m)| m.uid).collect();
+            match store.headers(view.mailbox, &uids).await {
+                Ok(h) => h.into_iter().peekable(),
+                Err(e) => return store_failure(&e),
+            }
+        } else {
+            Vec::new().into_iter().peekable()
+        };
         let mut raw = Vec::new();
         let mut found: Vec<(u32, &Msg)> = Vec::new();
         for (i, msg) in &msgs {
             let seq = *i as u32 + 1;
+            while headers.next_if(|(uid, _)| *uid < msg.uid).is_some() {}
+            let header = headers.next_if(|(uid, h)| *uid == msg.uid && !h.is_empty()).map(|(_, h)| h);
+            let read = match header {
+                Some(h) => {
+                    raw = h;
+                    Ok(true)
+                }
+                None if content => store.read_blob(&msg.blob, &mut raw).await,
+                None => Ok(false),
+            };
             let matched = if content {
-                match store.read_blob(&msg.blob, &mut raw).await {
+                match read {
                     Ok(true) => {
                         let parsed = ParsedMessage::new(&raw);
                         let c = Candidate { seq, msg, count, max_uid, now, parsed: Some(&parsed) };
@@ -87,6 +109,17 @@ impl Session<'_> {
             }
         }
         Outcome::ok(if search.uid { "UID SEARCH completed" } else { "SEARCH completed" })
+    }
+}
+
+/// True when some key needs the message's text (not only its header).
+fn needs_body(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_body),
+        SearchKey::Or(a, b) => needs_body(a) || needs_body(b),
+        SearchKey::Not(k) => needs_body(k),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
     }
 }
 

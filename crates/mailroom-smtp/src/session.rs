@@ -233,7 +233,7 @@ async fn finish_message(ctx: &SmtpContext, txn: &mut Transaction) -> Reply {
         }
         Err(e) => {
             warn!(error = %e, queue_id = %id, "cannot deliver message");
-            if let NewContent::File(blob) = &stored.content {
+            if let NewContent::File(blob, _) = &stored.content {
                 let _ = ctx.store.blobs().delete(blob);
             }
             if e.is_temporary() { temporary_failure() } else { reply(554, (5, 3, 0), "Error: delivery failed") }

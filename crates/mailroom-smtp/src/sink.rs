@@ -12,8 +12,9 @@ use mailroom_types::BlobId;
 /// Buffered bytes are written to the blob file past this much: what is
 /// never spilled is small enough to be stored inline.
 const SPILL_AT: usize = NewContent::INLINE_MAX;
-/// The header cache is parsed from at most this much of the message start.
-const HEAD_BYTES: usize = 64 * 1024;
+/// The header cache and the stored header section come from at most this
+/// much of the message start.
+const HEAD_BYTES: usize = mailroom_store::MAX_HEADER_SECTION;
 
 /// The state of a blob after a spill: still open with the (emptied) buffer
 /// handed back for reuse, or finished.
@@ -36,7 +37,7 @@ pub(crate) struct Sink {
 impl Sink {
     /// A sink for blob `id` starting with `prefix` (the trace headers).
     pub(crate) fn new(blobs: BlobStore, id: BlobId, prefix: Vec<u8>) -> Sink {
-        let mut sink = Sink { blobs, id, writer: None, buf: Vec::new(), head: Vec::new(), size: 0, failed: None };
+        let mut sink = Sink { blobs, id, writer: None, buf: Vec::new(), head: prefix.clone(), size: 0, failed: None };
         sink.buf.extend_from_slice(&prefix);
         sink.size = prefix.len() as u64;
         sink
@@ -108,8 +109,7 @@ impl Sink {
         let (blob, size) = self.spill(true).await?.ok_or_else(|| io::Error::other("blob not finished"))?;
         // The blob store may have completed an unterminated last line.
         debug_assert!(size == self.size || size == self.size + 2);
-        // The head starts after the trace headers; those parse as headers too,
-        // so the cache sees the whole header section either way.
-        Ok(StoredMessage { content: NewContent::File(blob), size, head, received_at })
+        let header = mailroom_store::header_section(&head).unwrap_or_default().to_vec();
+        Ok(StoredMessage { content: NewContent::File(blob, header), size, head, received_at })
     }
 }

@@ -47,7 +47,7 @@ async fn main() {
                     })
                     .await
                     .expect("join")
-                    .map(|(blob, _)| NewContent::File(blob))
+                    .map(|(blob, _)| NewContent::File(blob, Vec::new()))
                     .expect("blob")
                 } else {
                     NewContent::inline(id, body.clone()).expect("10 KiB is inline")

@@ -66,7 +66,8 @@ impl BlobStore {
                 let mut writer = self.create(id)?;
                 writer.write(&bytes)?;
                 let (id, size) = writer.finish()?;
-                Ok((NewContent::File(id), size))
+                let header = crate::header_section(&bytes).unwrap_or_default().to_vec();
+                Ok((NewContent::File(id, header), size))
             }
         }
     }

@@ -72,6 +72,7 @@ where
     visible_from_fresh_handle(&open).await;
     blobs_deleted_when_unreferenced(&open).await;
     inline_content_lives_and_dies_with_its_rows(&open).await;
+    header_sections_kept_apart(&open).await;
     orphan_blobs_are_swept(&open).await;
     change_events_after_commit(&open).await;
     create_mailbox_with_parents(&open).await;
@@ -146,7 +147,8 @@ fn file_message<S: MailStore>(store: &S, subject: &str) -> NewMessage {
     let body = format!("Subject: {subject}\r\n\r\nHello.\r\n");
     w.write(body.as_bytes()).expect("write blob");
     let (blob, size) = w.finish().expect("finish blob");
-    new_message(NewContent::File(blob), size, subject)
+    let header = format!("Subject: {subject}\r\n\r\n").into_bytes();
+    new_message(NewContent::File(blob, header), size, subject)
 }
 
 fn new_message(content: NewContent, size: u64, subject: &str) -> NewMessage {
@@ -747,6 +749,35 @@ pub async fn inline_content_lives_and_dies_with_its_rows(open: &impl OpenStore) 
     assert!(read(&store, appended.content.blob()).await.is_some());
     store.delete_account(&addr("a@inline.test")).await.expect("delete a");
     assert!(read(&store, appended.content.blob()).await.is_none(), "an account's content goes with it");
+}
+
+/// Header sections are kept apart for inline and file content alike,
+/// shared by copies, read back for a few UIDs or for a long range.
+pub async fn header_sections_kept_apart(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "headers.test").await;
+    let a = add_account(&store, "a@headers.test").await;
+    let inbox_a = inbox(&store, a).await.id;
+    let mut uids = Vec::new();
+    for i in 0..40 {
+        let msg = if i % 10 == 9 { file_message(&store, &format!("h{i}")) } else { message(&store, &format!("h{i}")) };
+        uids.push(store.deliver(&msg, &[a]).await.expect("deliver")[0].1);
+    }
+    let all = store.headers(inbox_a, &uids).await.expect("headers");
+    assert_eq!(all.len(), 40);
+    for (i, (uid, header)) in all.iter().enumerate() {
+        assert_eq!(*uid, uids[i]);
+        assert_eq!(header, format!("Subject: h{i}\r\n\r\n").as_bytes(), "header section of message {i}");
+    }
+    let few = store.headers(inbox_a, &[uids[3], uids[9], uid(999)]).await.expect("headers");
+    assert_eq!(few, vec![all[3].clone(), all[9].clone()], "missing UIDs are skipped");
+    store.expunge(inbox_a, &[uids[3]]).await.expect("expunge");
+    assert!(store.headers(inbox_a, &[uids[3]]).await.expect("headers").is_empty());
+
+    assert_eq!(crate::header_section(b"A: b\r\n\r\nbody"), Some(&b"A: b\r\n\r\n"[..]));
+    assert_eq!(crate::header_section(b"A: b\r\n"), Some(&b"A: b\r\n"[..]), "no body: all header");
+    assert_eq!(crate::header_section(b"\r\nbody"), Some(&b"\r\n"[..]));
+    assert_eq!(crate::header_section(&vec![b'x'; crate::MAX_HEADER_SECTION]), None, "too long");
 }
 
 /// The start-up sweep deletes blobs a crash left without rows, and only

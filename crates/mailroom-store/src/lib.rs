@@ -45,8 +45,8 @@ pub use blob::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
-    HeaderCache, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage, RenameOutcome,
-    RenamedMailbox, Resolution, SpecialUse,
+    HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
+    RenameOutcome, RenamedMailbox, Resolution, SpecialUse, header_section,
 };
 pub use sqlite::SqliteStore;
 
@@ -284,6 +284,11 @@ pub trait MailStore: Send + Sync + 'static {
         mailbox: MailboxId,
         since: ModSeq,
     ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+    /// The header sections of the messages `uids` (ascending), each with
+    /// its UID, for ENVELOPE and header fetches and searches that need no
+    /// body; an empty one where the store kept none (then read the blob).
+    /// Missing UIDs are skipped.
+    fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> impl Future<Output = Result<Vec<(Uid, Vec<u8>)>>> + Send;
     /// UIDs expunged at a modseq above `since`, ascending (RFC 7162 §3.2.5
     /// VANISHED). Includes the UIDs a move or an INBOX rename took away.
     fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> impl Future<Output = Result<Vec<Uid>>> + Send;
@@ -436,6 +441,9 @@ impl MailStore for AnyStore {
     }
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         dispatch!(self, s => s.changed_since(mailbox, since).await)
+    }
+    async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
+        dispatch!(self, s => s.headers(mailbox, uids).await)
     }
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
         dispatch!(self, s => s.vanished_since(mailbox, since).await)

@@ -258,8 +258,10 @@ pub struct HeaderCache {
 /// before its rows are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewContent {
-    /// A finished blob file.
-    File(BlobId),
+    /// A finished blob file, and its header section (see
+    /// [`header_section`]; empty when unknown), kept in the database so
+    /// that ENVELOPE and header searches need not open the file.
+    File(BlobId, Vec<u8>),
     /// The bytes themselves, at most [`NewContent::INLINE_MAX`] octets and
     /// ending in CRLF (see [`NewContent::inline`]).
     Inline(BlobId, Arc<[u8]>),
@@ -290,15 +292,34 @@ impl NewContent {
     pub fn inline_len(&self) -> Option<u64> {
         match self {
             NewContent::Inline(_, bytes) => Some(bytes.len() as u64),
-            NewContent::File(_) => None,
+            NewContent::File(..) => None,
         }
     }
 
     /// The blob id the message's rows reference.
     pub fn blob(&self) -> &BlobId {
         match self {
-            NewContent::File(id) | NewContent::Inline(id, _) => id,
+            NewContent::File(id, _) | NewContent::Inline(id, _) => id,
         }
+    }
+}
+
+/// The most octets of a header section kept apart from the message.
+pub const MAX_HEADER_SECTION: usize = 64 * 1024;
+
+/// The header section of a raw message: its start up to and including the
+/// empty line that ends it (RFC 5322 §2.1), or the whole message when it
+/// has no body. `None` when that is longer than [`MAX_HEADER_SECTION`] (or
+/// `raw`, a message's first octets, ends before it does).
+pub fn header_section(raw: &[u8]) -> Option<&[u8]> {
+    if raw.starts_with(b"\r\n") {
+        return Some(&raw[..2]);
+    }
+    let window = &raw[..raw.len().min(MAX_HEADER_SECTION)];
+    match memchr::memmem::find(window, b"\r\n\r\n") {
+        Some(i) => Some(&raw[..i + 4]),
+        None if raw.len() < MAX_HEADER_SECTION => Some(raw),
+        None => None,
     }
 }
 

@@ -67,14 +67,69 @@ fn insert_message(
 
 /// Writes inline content into `blob_inline` (once, however many rows will
 /// reference it); a file was made durable by its writer already.
+/// Also keeps the header section apart (`blob_header`) when it is known.
 fn store_content(conn: &Connection, content: &NewContent) -> Result<()> {
-    if let NewContent::Inline(id, bytes) = content {
-        conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
+    let header = match content {
+        NewContent::Inline(id, bytes) => {
+            conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
+                .db()?
+                .execute((id.as_str(), &bytes[..]))
+                .db()?;
+            crate::header_section(bytes).unwrap_or_default()
+        }
+        NewContent::File(_, header) => header.as_slice(),
+    };
+    if !header.is_empty() {
+        conn.prepare_cached("INSERT OR REPLACE INTO blob_header (blob_id, header) VALUES (?1, ?2)")
             .db()?
-            .execute((id.as_str(), &bytes[..]))
+            .execute((content.blob().as_str(), header))
             .db()?;
     }
     Ok(())
+}
+
+/// The header sections of `uids` (ascending) in `mailbox`, each with its
+/// UID; empty for a message whose header section is not kept apart.
+/// Missing UIDs are skipped.
+pub(crate) fn headers(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(uids.len());
+    let mut push = |row: &rusqlite::Row<'_>| -> Result<()> {
+        let uid = convert::uid(row.get(0).db()?)?;
+        let header: Option<Vec<u8>> = row.get(1).db()?;
+        out.push((uid, header.unwrap_or_default()));
+        Ok(())
+    };
+    if uids.len() <= 32 {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.uid, h.header FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )
+            .db()?;
+        for uid in uids {
+            let mut rows = stmt.query((mailbox.0, uid.get())).db()?;
+            if let Some(row) = rows.next().db()? {
+                push(row)?;
+            }
+        }
+    } else {
+        // A whole range in one ordered scan, the unwanted ones skipped.
+        let (first, last) = (uids[0].get(), uids[uids.len() - 1].get());
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.uid, h.header FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+            )
+            .db()?;
+        let mut rows = stmt.query((mailbox.0, first, last)).db()?;
+        while let Some(row) = rows.next().db()? {
+            let uid: u32 = row.get(0).db()?;
+            if uids.binary_search_by_key(&uid, |u| u.get()).is_ok() {
+                push(row)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads blob `id` from `blob_inline` into `buf`; `false` if it has no row

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_inline_blobs.sql")),
     (3, include_str!("migrations/0003_imap_mailboxes.sql")),
+    (4, include_str!("migrations/0004_blob_headers.sql")),
 ];
 
 /// The schema version this binary creates and understands.

@@ -329,6 +329,11 @@ impl MailStore for SqliteStore {
         self.read(move |conn| transfer::changed_since(conn, mailbox, since)).await
     }
 
+    async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
+        let uids = uids.to_vec();
+        self.read(move |conn| messages::headers(conn, mailbox, &uids)).await
+    }
+
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
         self.read(move |conn| transfer::vanished_since(conn, mailbox, since)).await
     }

@@ -278,10 +278,13 @@ impl Writer {
                 .map_err(batch_db)?;
             let mut delete_inline =
                 self.conn.prepare_cached("DELETE FROM blob_inline WHERE blob_id = ?1").map_err(batch_db)?;
+            let mut delete_header =
+                self.conn.prepare_cached("DELETE FROM blob_header WHERE blob_id = ?1").map_err(batch_db)?;
             for id in released {
                 if used.query_row([id.as_str()], |r| r.get(0)).map_err(batch_db)? {
                     continue;
                 }
+                delete_header.execute([id.as_str()]).map_err(batch_db)?;
                 if delete_inline.execute([id.as_str()]).map_err(batch_db)? == 0 {
                     files.push(id.clone());
                 }

@@ -33,6 +33,7 @@ cases!(
     visible_from_fresh_handle,
     blobs_deleted_when_unreferenced,
     inline_content_lives_and_dies_with_its_rows,
+    header_sections_kept_apart,
     orphan_blobs_are_swept,
     change_events_after_commit,
     create_mailbox_with_parents,
