@@ -23,6 +23,7 @@ mod messages;
 mod search;
 mod selected;
 pub mod session;
+mod uidmap;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -30,6 +30,7 @@ use mailroom_store::{AnyStore, MailStore, MailboxStatus, MessageMeta, StoreError
 use mailroom_types::{BlobId, Flags, MailboxId, ModSeq, Uid};
 
 use crate::flags;
+use crate::uidmap::UidMap;
 
 /// What a command needs to know of one message, read from the store for
 /// that command (the view itself holds only UIDs).
@@ -80,8 +81,8 @@ struct FlagUpdate {
 pub(crate) struct Selected {
     pub(crate) mailbox: MailboxId,
     pub(crate) read_only: bool,
-    /// In sequence order: message n has UID `uids[n - 1]`.
-    uids: Vec<Uid>,
+    /// In sequence order: message n has UID `uids.get(n - 1)`.
+    uids: UidMap,
     /// The HIGHESTMODSEQ whose changes the view reflects.
     known_modseq: ModSeq,
     /// The number of messages the client believes exist.
@@ -115,7 +116,7 @@ impl Selected {
         let status = store.mailbox_status(mailbox).await?;
         let index = store.message_index(mailbox).await?;
         let keywords = index.iter().flat_map(|m| m.keywords.iter().cloned()).collect();
-        let uids: Vec<Uid> = index.iter().map(|m| m.uid).collect();
+        let uids = UidMap::from_sorted(index.iter().map(|m| m.uid));
         let view = Selected {
             mailbox,
             read_only,
@@ -140,7 +141,7 @@ impl Selected {
 
     /// The UID of the message at `index` (sequence number minus one).
     pub(crate) fn uid_at(&self, index: usize) -> Uid {
-        self.uids[index]
+        self.uids.get(index)
     }
 
     /// The sequence number of `uid`, if the client knows it.
@@ -149,7 +150,7 @@ impl Selected {
     }
 
     fn index_of(&self, uid: Uid) -> Option<usize> {
-        self.uids.binary_search(&uid).ok()
+        self.uids.index_of(uid)
     }
 
     /// True when `uid` was expunged but is still numbered for the client.
@@ -165,8 +166,8 @@ impl Selected {
         if uid {
             let mut out = Vec::new();
             for (lo, hi) in set.resolve(self.max_uid()) {
-                let start = self.uids.partition_point(|u| u.get() < lo);
-                let end = self.uids.partition_point(|u| u.get() <= hi);
+                let start = self.uids.count_below(lo);
+                let end = hi.checked_add(1).map_or(self.uids.len(), |h| self.uids.count_below(h));
                 out.extend(start..end);
             }
             return Ok(out);
@@ -180,7 +181,7 @@ impl Selected {
 
     /// The highest UID the client knows, for `*` in a UID set.
     pub(crate) fn max_uid(&self) -> u32 {
-        self.uids.last().map(|u| u.get()).unwrap_or(0)
+        self.uids.max()
     }
 
     /// The messages at `indices` (ascending) as the store has them now,
@@ -191,7 +192,7 @@ impl Selected {
         let mut out = Vec::with_capacity(indices.len());
         if indices.len() <= 16 {
             for &i in indices {
-                if let Some(rec) = store.message(self.mailbox, self.uids[i]).await? {
+                if let Some(rec) = store.message(self.mailbox, self.uids.get(i)).await? {
                     let msg = Msg {
                         uid: rec.uid,
                         flags: rec.flags,
@@ -208,7 +209,7 @@ impl Selected {
         }
         let mut index = store.message_index(self.mailbox).await?.into_iter().peekable();
         for &i in indices {
-            let uid = self.uids[i];
+            let uid = self.uids.get(i);
             while index.next_if(|m| m.uid < uid).is_some() {}
             if let Some(m) = index.next_if(|m| m.uid == uid) {
                 out.push((i, Msg::from(m)));
@@ -285,13 +286,15 @@ impl Selected {
             if style.qresync {
                 let uids: Vec<u32> = gone.iter().map(|u| u.get()).collect();
                 response::vanished(out, false, &uids);
-                self.uids.retain(|u| gone.binary_search(u).is_err());
+                for uid in &gone {
+                    self.uids.remove(*uid);
+                }
             } else {
                 // Highest first, so no announced number shifts the next.
                 for uid in gone.iter().rev() {
                     if let Some(i) = self.index_of(*uid) {
                         response::expunge(out, i as u32 + 1);
-                        self.uids.remove(i);
+                        self.uids.remove(*uid);
                     }
                 }
             }

@@ -30,8 +30,11 @@ use crate::ImapContext;
 use crate::fetch::FetchRequest;
 use crate::selected::{Selected, Style};
 
-/// Bytes read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from the socket at once while commands are short: an idle
+/// session holds no more.
+const SMALL_READ: usize = 4 * 1024;
+/// Bytes read at once while a client streams (APPEND literals).
+const LARGE_READ: usize = 64 * 1024;
 /// Output is written out once it grows past this.
 pub(crate) const FLUSH_AT: usize = 256 * 1024;
 /// How long a write may wait for a client that does not read.
@@ -100,7 +103,7 @@ where
     let mut server = Server::new(config);
     let mut session = Session { ctx, account: None, selected: None, changes: None };
     let mut summary = SessionSummary::default();
-    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut buf = Vec::with_capacity(SMALL_READ);
     loop {
         if server.output_len() >= FLUSH_AT {
             write_output(&mut stream, &mut server).await?;
@@ -111,6 +114,13 @@ where
                 if shutdown.is_triggered() {
                     server.close_with("Server shutting down");
                     continue;
+                }
+                // A read that filled the buffer means the client streams:
+                // read more at once; an idle session gives it back.
+                if server.is_idle() || buf.capacity() > LARGE_READ {
+                    buf = Vec::with_capacity(SMALL_READ);
+                } else if buf.len() == buf.capacity() {
+                    buf.reserve(LARGE_READ);
                 }
                 buf.clear();
                 let outcome = if server.is_idle() {
