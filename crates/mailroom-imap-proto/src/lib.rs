@@ -34,4 +34,4 @@ mod server;
 pub mod wire;
 
 pub use command::Command;
-pub use server::{DELIMITER, Event, KEEP_OUTPUT_CAPACITY, Limits, Server, ServerConfig, SessionState};
+pub use server::{DELIMITER, Deferred, Event, KEEP_OUTPUT_CAPACITY, Limits, Server, ServerConfig, SessionState};

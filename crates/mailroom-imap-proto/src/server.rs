@@ -184,6 +184,19 @@ enum Kind {
     Other,
 }
 
+/// A command answered later (see [`Server::defer`]): its tag.
+#[derive(Debug)]
+pub struct Deferred {
+    tag: String,
+}
+
+impl Deferred {
+    /// The command's tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+}
+
 /// An answer the driver owes.
 #[derive(Debug)]
 struct Pending {
@@ -461,6 +474,29 @@ impl Server {
     /// number past the message count).
     pub fn respond_bad(&mut self, code: Option<Code>, text: &str) {
         self.respond_failure(Status::Bad, code, text, "respond_bad");
+    }
+
+    /// Releases the owed answer to a command that changes no session
+    /// state (APPEND, say) so that the commands after it can be read
+    /// meanwhile; the driver writes its tagged response later with
+    /// [`Server::complete`]. RFC 9051 §5.5 lets a server work on
+    /// independent commands concurrently: their tags tell the responses
+    /// apart. `None` (and nothing released) for LOGIN, SELECT and the like,
+    /// whose answer decides how the next command is read.
+    pub fn defer(&mut self) -> Option<Deferred> {
+        match self.pending.take() {
+            Some(Pending { tag, kind: Kind::Other }) => Some(Deferred { tag }),
+            other => {
+                self.pending = other;
+                self.misuse("defer");
+                None
+            }
+        }
+    }
+
+    /// Writes the tagged response of a deferred command.
+    pub fn complete(&mut self, deferred: Deferred, status: Status, code: Option<Code>, text: &str) {
+        response::status(&mut self.output, Some(&deferred.tag), status, code.as_ref(), text);
     }
 
     /// Answers [`Event::StartTls`]: the handshake succeeded. Passwords

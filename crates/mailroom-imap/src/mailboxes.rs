@@ -4,6 +4,8 @@
 //! RFC 6154 SPECIAL-USE, RFC 4315 UIDPLUS, RFC 7162 QRESYNC).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, UNIX_EPOCH};
 
 use mailroom_imap_proto::command::{Flag, InternalDate, List, Qresync, StatusItem};
@@ -11,8 +13,9 @@ use mailroom_imap_proto::response::{self, Code, FetchResponse, ListItem, Status}
 use mailroom_imap_proto::sequence::SequenceSet;
 use mailroom_imap_proto::{DELIMITER, Server};
 use mailroom_services::message::header_cache;
-use mailroom_store::{MailStore, MailboxRecord, MailboxStatus, NewMessage, StoreError};
+use mailroom_store::{AnyStore, MailStore, MailboxRecord, MailboxStatus, NewContent, NewMessage, StoreError};
 use mailroom_types::ModSeq;
+use tokio::task::JoinHandle;
 
 use crate::flags;
 use crate::selected::Selected;
@@ -295,49 +298,71 @@ impl Session<'_> {
         }
     }
 
-    /// APPEND (RFC 9051 §6.3.12) with UIDPLUS's APPENDUID.
-    pub(crate) async fn append(
+    /// APPEND (RFC 9051 §6.3.12) with UIDPLUS's APPENDUID: checks the
+    /// command and prepares the message; the store write is started by
+    /// the caller ([`append_in`]), so that pipelined APPENDs share commits.
+    pub(crate) async fn prepare_append(
         &mut self,
         name: &str,
         flag_list: &[Flag],
         date: Option<InternalDate>,
         message: Vec<u8>,
-    ) -> Outcome {
-        let record = match self.find(name).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Outcome::No(Some(Code::TryCreate), "No such mailbox".into()),
-            Err(o) => return o,
+    ) -> Result<(MailboxRecord, NewMessage), Outcome> {
+        let record = match self.find(name).await? {
+            Some(r) => r,
+            None => return Err(Outcome::No(Some(Code::TryCreate), "No such mailbox".into())),
         };
         if message.is_empty() {
-            return Outcome::no("An empty message cannot be appended");
+            return Err(Outcome::no("An empty message cannot be appended"));
         }
-        let (flags, keywords) = match flags::from_wire(flag_list) {
-            Ok(f) => f,
-            Err(flag) => return Outcome::Bad(format!("Flag {flag} cannot be set")),
-        };
+        let (flags, keywords) =
+            flags::from_wire(flag_list).map_err(|f| Outcome::Bad(format!("Flag {f} cannot be set")))?;
         let now = self.ctx.clock.now();
         let internal_date = match date {
             Some(d) if d.unix_seconds >= 0 => UNIX_EPOCH + Duration::from_secs(d.unix_seconds as u64),
-            Some(_) => return Outcome::Bad("Date before 1970".into()),
+            Some(_) => return Err(Outcome::Bad("Date before 1970".into())),
             None => now,
         };
         let headers = header_cache(&message);
         let blobs = self.ctx.store.blobs().clone();
         let id = self.ctx.ids.blob_id(now);
-        let content = match tokio::task::spawn_blocking(move || blobs.content(id, message)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return store_failure(&StoreError::Io(e)),
-            Err(e) => return store_failure(&StoreError::Unavailable(e.to_string())),
-        };
-        let (content, size) = content;
-        let new = NewMessage { content, size, internal_date, flags, keywords, headers };
-        match self.ctx.store.append(record.id, &new).await {
-            Ok((uid, _)) => {
-                let code = Code::AppendUid { uid_validity: record.uid_validity.get(), uid: uid.get() };
-                Outcome::Ok(Some(code), "APPEND completed".into())
+        let (content, size) = if message.len() <= NewContent::INLINE_MAX {
+            // No file to write: nothing to leave the async thread for.
+            blobs.content(id, message).map_err(|e| store_failure(&StoreError::Io(e)))?
+        } else {
+            match tokio::task::spawn_blocking(move || blobs.content(id, message)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(store_failure(&StoreError::Io(e))),
+                Err(e) => return Err(store_failure(&StoreError::Unavailable(e.to_string()))),
             }
-            Err(e) => store_failure(&e),
+        };
+        Ok((record, NewMessage { content, size, internal_date, flags, keywords, headers }))
+    }
+}
+
+/// Starts storing a prepared APPEND in a task of its own, so that the
+/// session reads on and pipelined APPENDs share the store's commits; the
+/// task ends with the outcome for the tagged response.
+///
+/// The task is polled once here before it is spawned: that queues its
+/// write in the store at once, so pipelined APPENDs take their UIDs in
+/// the order the client sent them.
+pub(crate) async fn start_append(store: AnyStore, record: MailboxRecord, message: NewMessage) -> JoinHandle<Outcome> {
+    let mut task = Box::pin(append_in(store, record, message));
+    match std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await {
+        Poll::Ready(outcome) => tokio::spawn(async move { outcome }),
+        Poll::Pending => tokio::spawn(task),
+    }
+}
+
+/// Stores a prepared APPEND; the outcome for its tagged response.
+async fn append_in(store: AnyStore, record: MailboxRecord, message: NewMessage) -> Outcome {
+    match store.append(record.id, &message).await {
+        Ok((uid, _)) => {
+            let code = Code::AppendUid { uid_validity: record.uid_validity.get(), uid: uid.get() };
+            Outcome::Ok(Some(code), "APPEND completed".into())
         }
+        Err(e) => store_failure(&e),
     }
 }
 

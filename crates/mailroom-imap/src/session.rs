@@ -13,21 +13,24 @@
 //!   soon as it passes [`FLUSH_AT`], so a FETCH of a whole mailbox never
 //!   piles up in memory.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 
 use mailroom_imap_proto::command::Command;
-use mailroom_imap_proto::response::Code;
-use mailroom_imap_proto::{Event, Server, ServerConfig};
+use mailroom_imap_proto::response::{Code, Status};
+use mailroom_imap_proto::{Deferred, Event, Server, ServerConfig};
 use mailroom_services::auth::Login;
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
 use mailroom_store::{AccountRecord, ChangeEvent, ChangeKind, MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::ImapContext;
 use crate::fetch::FetchRequest;
+use crate::mailboxes::start_append;
 use crate::selected::{Selected, Style};
 
 /// Bytes read from the socket at once while commands are short: an idle
@@ -35,6 +38,9 @@ use crate::selected::{Selected, Style};
 const SMALL_READ: usize = 4 * 1024;
 /// Bytes read at once while a client streams (APPEND literals).
 const LARGE_READ: usize = 64 * 1024;
+/// APPENDs under way at once; a client pipelining more waits for the
+/// oldest (each holds its message in memory).
+const MAX_IN_FLIGHT: usize = 16;
 /// Output is written out once it grows past this.
 pub(crate) const FLUSH_AT: usize = 256 * 1024;
 /// How long a write may wait for a client that does not read.
@@ -61,6 +67,9 @@ pub(crate) enum Outcome {
     Ok(Option<Code>, String),
     No(Option<Code>, String),
     Bad(String),
+    /// Still under way in the store (an APPEND): answered when the task
+    /// ends, while later commands are read.
+    Pending(JoinHandle<Outcome>),
 }
 
 impl Outcome {
@@ -103,6 +112,7 @@ where
     let mut server = Server::new(config);
     let mut session = Session { ctx, account: None, selected: None, changes: None };
     let mut summary = SessionSummary::default();
+    let mut in_flight: VecDeque<(Deferred, JoinHandle<Outcome>)> = VecDeque::new();
     let mut buf = Vec::with_capacity(SMALL_READ);
     loop {
         if server.output_len() >= FLUSH_AT {
@@ -125,6 +135,18 @@ where
                 buf.clear();
                 let outcome = if server.is_idle() {
                     session.idle_wait(&mut stream, &mut server, &mut buf, &mut shutdown).await?
+                } else if let Some((_, task)) = in_flight.front_mut() {
+                    // Read on while APPENDs commit; answer each as it ends.
+                    tokio::select! {
+                        read = read_or_stop(&mut stream, &mut buf, ctx.idle_timeout, Some(&mut shutdown)) => read?,
+                        done = task => {
+                            let (deferred, _) = in_flight.pop_front().expect("the front task just ended");
+                            // EXISTS for the new message before its OK.
+                            session.update(&mut server, true).await;
+                            session.complete(&mut server, deferred, joined(done));
+                            continue;
+                        }
+                    }
                 } else {
                     read_or_stop(&mut stream, &mut buf, ctx.idle_timeout, Some(&mut shutdown)).await?
                 };
@@ -164,11 +186,25 @@ where
             }
             Event::Command { tag, command } => {
                 summary.commands += 1;
+                // Only APPENDs run side by side: anything else sees their
+                // effects.
+                if !matches!(command, Command::Append { .. }) || in_flight.len() >= MAX_IN_FLIGHT {
+                    session.finish_appends(&mut server, &mut in_flight).await;
+                }
                 let outcome = session.command(&mut stream, &mut server, &tag, command).await?;
+                if !matches!(outcome, Outcome::Pending(_)) {
+                    // Tagged responses leave in command order.
+                    session.finish_appends(&mut server, &mut in_flight).await;
+                }
                 match outcome {
                     Outcome::Ok(code, text) => server.respond_ok(code, &text),
                     Outcome::No(code, text) => server.respond_no(code, &text),
                     Outcome::Bad(text) => server.respond_bad(None, &text),
+                    Outcome::Pending(task) => {
+                        if let Some(deferred) = server.defer() {
+                            in_flight.push_back((deferred, task));
+                        }
+                    }
                 }
                 if session.selected_deleted() {
                     server.close_with("Selected mailbox was deleted");
@@ -176,6 +212,7 @@ where
             }
             Event::StartTls => server.respond_no(None, "TLS is not available"),
             Event::IdleStarted { .. } => {
+                session.finish_appends(&mut server, &mut in_flight).await;
                 // Whatever is pending goes out at once (RFC 2177 §3).
                 session.update(&mut server, true).await;
             }
@@ -185,6 +222,7 @@ where
                 server.close_with("Internal error");
             }
             Event::Close => {
+                session.finish_appends(&mut server, &mut in_flight).await;
                 write_output(&mut stream, &mut server).await?;
                 break;
             }
@@ -194,7 +232,41 @@ where
     Ok(summary)
 }
 
+/// A finished task's outcome; a task that panicked failed its command.
+fn joined(done: Result<Outcome, tokio::task::JoinError>) -> Outcome {
+    done.unwrap_or_else(|e| {
+        warn!(error = %e, "append task failed");
+        Outcome::No(Some(Code::ServerBug), "Internal error".into())
+    })
+}
+
 impl Session<'_> {
+    /// Waits for the APPENDs under way, announces what they changed in
+    /// the selected mailbox, and answers each, oldest first.
+    async fn finish_appends(&mut self, server: &mut Server, in_flight: &mut VecDeque<(Deferred, JoinHandle<Outcome>)>) {
+        if in_flight.is_empty() {
+            return;
+        }
+        let mut done = Vec::with_capacity(in_flight.len());
+        while let Some((deferred, task)) = in_flight.pop_front() {
+            done.push((deferred, joined(task.await)));
+        }
+        self.update(server, true).await;
+        for (deferred, outcome) in done {
+            self.complete(server, deferred, outcome);
+        }
+    }
+
+    /// Writes a deferred command's tagged response.
+    fn complete(&mut self, server: &mut Server, deferred: Deferred, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok(code, text) => server.complete(deferred, Status::Ok, code, &text),
+            Outcome::No(code, text) => server.complete(deferred, Status::No, code, &text),
+            Outcome::Bad(text) => server.complete(deferred, Status::Bad, None, &text),
+            Outcome::Pending(_) => server.complete(deferred, Status::No, Some(Code::ServerBug), "Internal error"),
+        }
+    }
+
     /// The logged-in account (commands reach the driver only after login).
     pub(crate) fn account(&self) -> &AccountRecord {
         // The protocol state machine passes commands on only in the
@@ -239,7 +311,14 @@ impl Session<'_> {
             Command::List(list) => self.list(server, &list).await,
             Command::Lsub { reference, pattern } => self.lsub(server, &reference, &pattern).await,
             Command::Status { mailbox, items } => self.status(server, &mailbox, &items).await,
-            Command::Append { mailbox, flags, date, message, .. } => self.append(&mailbox, &flags, date, message).await,
+            Command::Append { mailbox, flags, date, message, .. } => {
+                match self.prepare_append(&mailbox, &flags, date, message).await {
+                    Ok((record, new)) => {
+                        return Ok(Outcome::Pending(start_append(self.ctx.store.clone(), record, new).await));
+                    }
+                    Err(outcome) => outcome,
+                }
+            }
             Command::Close => return Ok(self.close(server, true).await),
             Command::Unselect => return Ok(self.close(server, false).await),
             Command::Expunge { uids } => self.expunge(server, uids.as_ref()).await,
@@ -252,7 +331,7 @@ impl Session<'_> {
             Command::Copy { uid, set, mailbox } => self.copy(server, uid, &set, &mailbox, false).await,
             Command::Move { uid, set, mailbox } => self.copy(server, uid, &set, &mailbox, true).await,
         };
-        if matches!(outcome, Outcome::Bad(_)) {
+        if matches!(outcome, Outcome::Bad(_) | Outcome::Pending(_)) {
             return Ok(outcome);
         }
         self.update(server, allow_expunge).await;

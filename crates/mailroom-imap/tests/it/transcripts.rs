@@ -179,6 +179,7 @@ macro_rules! transcripts {
 
 transcripts! {
     append => "append",
+    append_pipelined => "append-pipelined",
     close => "close",
     condstore => "condstore",
     copy_move => "copy-move",
