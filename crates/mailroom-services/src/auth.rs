@@ -9,7 +9,12 @@
 //!   with each recent failure from the same client address or for the same
 //!   account, up to a maximum. Failures are forgotten after a window, and a
 //!   success clears its address and account.
-//! - The hash check runs on the blocking pool: it is deliberately slow.
+//! - The hash check runs on a few threads of its own ([`Checkers`]): it is
+//!   deliberately slow and takes about 19 MiB per check. On the shared
+//!   blocking pool every thread that ever ran one kept that memory in its
+//!   allocator arena, so a burst of logins grew the server by hundreds of
+//!   MiB for good; a fixed pool bounds both that memory and the CPU a
+//!   burst of logins can take.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -49,6 +54,57 @@ struct Tables {
     by_user: HashMap<String, Failures>,
 }
 
+/// A password check for a [`Checkers`] thread, with where to answer.
+struct Check {
+    hash: String,
+    password: Secret<String>,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The threads that run argon2 checks: one per core, at most four. They
+/// end when the [`Authenticator`] is dropped.
+struct Checkers {
+    jobs: std::sync::mpsc::SyncSender<Check>,
+}
+
+impl Checkers {
+    fn start() -> std::io::Result<Checkers> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        // Waiting checks queue here; a full queue makes callers wait.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Check>(256);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new().name(format!("mailroom-password-{i}")).spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(check) = next else { return };
+                    let _ = check.reply.send(verify_password(&check.hash, &check.password));
+                }
+            })?;
+        }
+        Ok(Checkers { jobs })
+    }
+
+    async fn verify(&self, hash: String, password: Secret<String>) -> Result<bool, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("password checks have stopped".into());
+        match self.jobs.try_send(Check { hash, password, reply }) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(check)) => {
+                // 256 checks wait already: wait for room off the async threads.
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || jobs.send(check))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("password check failed: {e}")))?
+                    .map_err(|_| stopped())?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+        answer.await.map_err(|_| stopped())
+    }
+}
+
 /// Checks passwords and throttles failures; one per server, shared by all
 /// listeners.
 pub struct Authenticator {
@@ -57,6 +113,7 @@ pub struct Authenticator {
     max_delay: Duration,
     dummy_hash: String,
     tables: Mutex<Tables>,
+    checkers: Checkers,
 }
 
 impl Authenticator {
@@ -65,7 +122,8 @@ impl Authenticator {
     pub fn new(clock: Arc<dyn Clock>, base_delay: Duration, max_delay: Duration) -> Result<Authenticator, StoreError> {
         let dummy = hash_password(&Secret::new("mailroom-dummy-password".to_string()))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Authenticator { clock, base_delay, max_delay, dummy_hash: dummy, tables: Mutex::default() })
+        let checkers = Checkers::start().map_err(StoreError::Io)?;
+        Ok(Authenticator { clock, base_delay, max_delay, dummy_hash: dummy, tables: Mutex::default(), checkers })
     }
 
     /// Checks `password` for the account named `user` (an address, as
@@ -83,9 +141,7 @@ impl Authenticator {
         };
         let hash = account.as_ref().map_or_else(|| self.dummy_hash.clone(), |a| a.password_hash.clone());
         let password = password.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("password check failed: {e}")))?;
+        let matches = self.checkers.verify(hash, password).await?;
         let key = user.trim().to_lowercase();
         match account {
             Some(account) if matches => {
