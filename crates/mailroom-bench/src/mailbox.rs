@@ -8,6 +8,11 @@
 //! requested total exactly. Every message has its own realistic header
 //! block and CRLF text lines (some starting with `.`, so the server must
 //! dot-stuff), all from a fixed seed: every run stores the same mailbox.
+//!
+//! The `imap` mode asks for [`Marks::SearchWords`]: a word of its own in a
+//! known fraction of the subjects and another in a known fraction of the
+//! bodies, so that its searches have results whose counts are known. The
+//! `pop3` mode's mailbox ([`Marks::None`]) is unchanged by this.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +37,51 @@ const SIZE_SEED: u64 = 0x6d61_696c_726f_6f6d;
 /// enough for group commit to batch the metadata and for the blob fsyncs
 /// to overlap.
 const POPULATE_CONCURRENCY: usize = 16;
+
+/// The word [`Marks::SearchWords`] puts in some subjects: not in the body
+/// vocabulary nor in any other header, so `SEARCH SUBJECT` and `SEARCH TEXT`
+/// for it find exactly the marked messages.
+pub const SUBJECT_WORD: &str = "milestone";
+/// The word [`Marks::SearchWords`] puts in some bodies: in no header and not
+/// in the body vocabulary, so only the marked bodies contain it.
+pub const TEXT_WORD: &str = "zanzibar";
+/// Every this many messages, one has [`SUBJECT_WORD`] in its subject (5%).
+const SUBJECT_EVERY: usize = 20;
+/// Every this many messages, one has [`TEXT_WORD`] in its body (2%).
+const TEXT_EVERY: usize = 50;
+
+/// Which messages carry search words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks {
+    /// None: the `pop3` mode's mailbox.
+    None,
+    /// [`SUBJECT_WORD`] in the subject of every [`SUBJECT_EVERY`]th message
+    /// and [`TEXT_WORD`] at the start of the body of every [`TEXT_EVERY`]th
+    /// (offset, so that the two sets differ).
+    SearchWords,
+}
+
+impl Marks {
+    /// Whether message `index` has [`SUBJECT_WORD`] in its subject.
+    pub fn in_subject(self, index: usize) -> bool {
+        self == Marks::SearchWords && index.is_multiple_of(SUBJECT_EVERY)
+    }
+
+    /// Whether message `index` has [`TEXT_WORD`] in its body.
+    pub fn in_text(self, index: usize) -> bool {
+        self == Marks::SearchWords && index % TEXT_EVERY == 7
+    }
+
+    /// How many of `count` messages have [`SUBJECT_WORD`] in the subject.
+    pub fn subject_count(self, count: usize) -> usize {
+        (0..count).filter(|&i| self.in_subject(i)).count()
+    }
+
+    /// How many of `count` messages have [`TEXT_WORD`] in the body.
+    pub fn text_count(self, count: usize) -> usize {
+        (0..count).filter(|&i| self.in_text(i)).count()
+    }
+}
 
 /// What was stored.
 #[derive(Debug, Clone)]
@@ -99,20 +149,46 @@ pub fn sizes(count: usize, total: usize) -> Result<Vec<usize>> {
     Ok(sizes)
 }
 
-/// Message `index` (0-based) of `count`, exactly `size` octets, CRLF lines.
+/// Message `index` (0-based) of `count`, exactly `size` octets, CRLF lines,
+/// without search words (what the `pop3` mode stores; tests use it).
+#[cfg(test)]
 pub fn message(index: usize, count: usize, size: usize, date: &str) -> Result<Vec<u8>> {
-    let header = header_block(index, count, date);
+    marked_message(index, count, size, date, Marks::None)
+}
+
+/// Message `index` (0-based) of `count`, exactly `size` octets, CRLF lines,
+/// with the search words `marks` asks for.
+pub fn marked_message(index: usize, count: usize, size: usize, date: &str, marks: Marks) -> Result<Vec<u8>> {
+    let header = header_block(index, count, date, marks);
     ensure!(size >= header.len() + 2, "message size {size} is below its header block ({} octets)", header.len());
     let seed = (index as u32).wrapping_mul(0x9e37_79b9) ^ 0x5bd1_e995;
     let mut bytes = header.into_bytes();
+    let body_start = bytes.len();
     bytes.extend_from_slice(&body_text_seeded(size - bytes.len(), seed));
+    if marks.in_text(index) {
+        // Overwrites the start of the first body line, keeping the size.
+        let mark = format!("{TEXT_WORD} ");
+        let first = &mut bytes[body_start..];
+        ensure!(
+            first.len() >= mark.len() + 2 && !first[..mark.len()].iter().any(|&b| b == b'\r' || b == b'\n'),
+            "message {} has no room for the body mark",
+            index + 1
+        );
+        first[..mark.len()].copy_from_slice(mark.as_bytes());
+    }
     debug_assert_eq!(bytes.len(), size);
     Ok(bytes)
 }
 
+/// The subject of message `index` of `count`.
+fn subject(index: usize, count: usize, marks: Marks) -> String {
+    let kind = if marks.in_subject(index) { SUBJECT_WORD } else { "weekly" };
+    format!("POP3 benchmark message {} of {count}: {kind} project update", index + 1)
+}
+
 /// A header block such as a mailing-list message has after local delivery,
 /// ending with the empty line.
-fn header_block(index: usize, count: usize, date: &str) -> String {
+fn header_block(index: usize, count: usize, date: &str, marks: Marks) -> String {
     let sender = index % 97;
     let relay = index % 13 + 10;
     format!(
@@ -122,7 +198,7 @@ fn header_block(index: usize, count: usize, date: &str) -> String {
          \tfor <{RECIPIENT}>; {date}\r\n\
          From: List Member {sender} <sender{sender:02}@lists.example.org>\r\n\
          To: Alice <{RECIPIENT}>\r\n\
-         Subject: POP3 benchmark message {} of {count}: weekly project update\r\n\
+         Subject: {subject}\r\n\
          Date: {date}\r\n\
          Message-ID: <pop3.{index}.{count}@lists.example.org>\r\n\
          List-Id: <project.lists.example.org>\r\n\
@@ -130,7 +206,7 @@ fn header_block(index: usize, count: usize, date: &str) -> String {
          Content-Type: text/plain; charset=us-ascii\r\n\
          Content-Transfer-Encoding: 7bit\r\n\
          \r\n",
-        index + 1
+        subject = subject(index, count, marks),
     )
 }
 
@@ -138,6 +214,11 @@ fn header_block(index: usize, count: usize, date: &str) -> String {
 /// delivers one message of each size into alice's INBOX, the blobs written
 /// and fsync'd as the server does, many at once so that commits group.
 pub async fn populate(data_dir: &Path, sizes: &[usize]) -> Result<Populated> {
+    populate_marked(data_dir, sizes, Marks::None).await
+}
+
+/// [`populate`] with the search words `marks` asks for.
+pub async fn populate_marked(data_dir: &Path, sizes: &[usize], marks: Marks) -> Result<Populated> {
     let start = Instant::now();
     let (store, account) = crate::server::open_recipient(data_dir).await?;
     let account = account.id;
@@ -149,7 +230,7 @@ pub async fn populate(data_dir: &Path, sizes: &[usize]) -> Result<Populated> {
         let (store, sizes, ids, date) = (store.clone(), Arc::clone(&sizes), Arc::clone(&ids), Arc::clone(&date));
         tasks.spawn(async move {
             for index in (worker..sizes.len()).step_by(POPULATE_CONCURRENCY) {
-                deliver_one(&store, account, &ids, index, &sizes, &date)
+                deliver_one(&store, account, &ids, index, &sizes, &date, marks)
                     .await
                     .with_context(|| format!("cannot store message {}", index + 1))?;
             }
@@ -175,16 +256,17 @@ async fn deliver_one(
     index: usize,
     sizes: &Arc<[usize]>,
     date: &Arc<String>,
+    marks: Marks,
 ) -> Result<()> {
     let blobs = store.blobs().clone();
     let (ids, sizes, date) = (Arc::clone(ids), Arc::clone(sizes), Arc::clone(date));
     let (content, size, headers) = tokio::task::spawn_blocking(move || {
-        let bytes = message(index, sizes.len(), sizes[index], &date)?;
+        let bytes = marked_message(index, sizes.len(), sizes[index], &date, marks)?;
         let (content, size) = blobs.content(ids.blob_id(SystemTime::now()), bytes)?;
         let headers = HeaderCache {
             from: format!("List Member {0} <sender{0:02}@lists.example.org>", index % 97),
             to: format!("Alice <{RECIPIENT}>"),
-            subject: format!("POP3 benchmark message {} of {}: weekly project update", index + 1, sizes.len()),
+            subject: subject(index, sizes.len(), marks),
             message_id: format!("<pop3.{index}.{}@lists.example.org>", sizes.len()),
             date: SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs() as i64),
         };
@@ -275,5 +357,26 @@ mod tests {
             assert!(m.split(|&b| b == b'\n').all(|l| l.len() <= 1000));
         }
         assert_ne!(message(1, 10, 4096, "d").unwrap()[700..], message(2, 10, 4096, "d").unwrap()[700..]);
+    }
+
+    #[test]
+    fn search_words_mark_known_messages_only() {
+        let count = 1000;
+        let (mut subjects, mut texts) = (0, 0);
+        for index in 0..count {
+            let plain = message(index, count, MIN_MESSAGE, "d").unwrap();
+            let marked = marked_message(index, count, MIN_MESSAGE, "d", Marks::SearchWords).unwrap();
+            assert_eq!(marked.len(), MIN_MESSAGE);
+            let has = |m: &[u8], w: &str| m.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes()));
+            assert!(!has(&plain, SUBJECT_WORD) && !has(&plain, TEXT_WORD));
+            assert_eq!(has(&marked, SUBJECT_WORD), Marks::SearchWords.in_subject(index), "{index}");
+            assert_eq!(has(&marked, TEXT_WORD), Marks::SearchWords.in_text(index), "{index}");
+            subjects += usize::from(has(&marked, SUBJECT_WORD));
+            texts += usize::from(has(&marked, TEXT_WORD));
+        }
+        assert_eq!(subjects, Marks::SearchWords.subject_count(count));
+        assert_eq!(texts, Marks::SearchWords.text_count(count));
+        assert_eq!((subjects, texts), (50, 20));
+        assert_eq!(Marks::None.subject_count(count), 0);
     }
 }

@@ -32,6 +32,12 @@
 //!   directly before the server starts, then read back over POP3: STAT
 //!   latency, RETR throughput of the whole mailbox on one connection
 //!   (pipelined, and one at a time) and memory per idle session.
+//! - `imap` mode (see `imap.rs`): APPEND of a large mailbox of mixed sizes
+//!   over one connection (LITERAL+ with a window of commands, and one at a
+//!   time with synchronising literals); then, on a mailbox stored directly
+//!   before the server starts, the first access: SELECT, `UID FETCH` of
+//!   FLAGS/RFC822.SIZE/ENVELOPE and of every body, `UID SEARCH` SUBJECT and
+//!   TEXT; and memory per session in IDLE with INBOX selected.
 //!
 //! Meanwhile the server's resident memory is sampled from `/proc/PID/status`
 //! every 20 ms, and its `VmHWM` (the kernel's exact high-water mark) read
@@ -46,6 +52,7 @@
 //! machine, not absolute capacity.
 
 mod client;
+mod imap;
 mod mailbox;
 mod message;
 mod pop3;
@@ -94,6 +101,10 @@ enum Mode {
     /// Read a large mailbox back over POP3: STAT latency, RETR throughput,
     /// memory per idle session.
     Pop3(Pop3Args),
+    /// Write a large mailbox with APPEND and read it back over IMAP: APPEND
+    /// rate, SELECT, FETCH and SEARCH times on first access, memory per
+    /// session in IDLE.
+    Imap(ImapArgs),
 }
 
 /// Options of both modes.
@@ -172,6 +183,31 @@ struct Pop3Args {
     run: RunArgs,
 }
 
+/// Options of the `imap` mode.
+#[derive(Args, Clone)]
+struct ImapArgs {
+    /// Messages appended, and in the INBOX stored for the first access.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Their total size, spread log-normally over 2 KiB to 2 MiB per
+    /// message: octets, or with k/m suffixes (binary: 450MB is 450 MiB).
+    #[arg(long, default_value = "450MB", value_parser = message::parse_size)]
+    total_size: usize,
+    /// APPEND commands outstanding at once (LITERAL+) on the one connection.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// Messages appended strictly one at a time with synchronising literals
+    /// (the first ones of the same set; 0: skip).
+    #[arg(long, default_value_t = 1000)]
+    strict_messages: usize,
+    /// Sessions held in IDLE with INBOX selected to measure their memory
+    /// (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    idle_sessions: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -194,6 +230,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let (common, source) = match cli.mode {
         Mode::Pop3(args) => return pop3_runs(args).await,
+        Mode::Imap(args) => return imap_runs(args).await,
         Mode::Smtp(common) => (common, None),
         Mode::SmtpSource(args) => {
             let binary = source::locate(args.smtp_source.as_deref())?;
@@ -229,6 +266,7 @@ async fn run(cli: Cli) -> Result<()> {
         connections: common.connections,
         message_size: common.size,
         pop3: false,
+        imap: false,
     };
 
     let mut reports = Vec::with_capacity(common.run.runs);
@@ -301,6 +339,7 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         connections: args.idle_sessions + WARM_UP_ROOM,
         message_size: mailbox::MAX_MESSAGE,
         pop3: true,
+        imap: false,
     };
     let options = pop3::Options {
         idle_sessions: args.idle_sessions,
@@ -324,6 +363,65 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         println!("median of {} runs:", reports.len());
     }
     pop3::print_summary(&reports);
+    Ok(())
+}
+
+/// Every run of the `imap` mode, then the summary.
+async fn imap_runs(args: ImapArgs) -> Result<()> {
+    ensure!((1..=MAX_POP3_MESSAGES).contains(&args.messages), "--messages must be 1..={MAX_POP3_MESSAGES}");
+    ensure!(args.strict_messages <= args.messages, "--strict-messages must be 0..={}", args.messages);
+    ensure!(args.idle_sessions <= MAX_IDLE_SESSIONS, "--idle-sessions must be 0..={MAX_IDLE_SESSIONS}");
+    ensure!((1..=MAX_WINDOW).contains(&args.window), "--window must be 1..={MAX_WINDOW}");
+    ensure!((1..=MAX_RUNS).contains(&args.run.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(args.run.timeout > 0, "--timeout must be positive");
+    let sizes = mailbox::sizes(args.messages, args.total_size)?;
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
+    }
+    let binary = server::locate_binary(args.run.server.as_deref())?;
+    println!(
+        "mailroom-bench imap: {} messages, {} octets in total ({:.1} MB), window {}, {} one at a time, {} idle sessions, {} run(s)",
+        args.messages,
+        args.total_size,
+        args.total_size as f64 / 1e6,
+        args.window,
+        args.strict_messages,
+        args.idle_sessions,
+        args.run.runs
+    );
+    println!("server binary: {}{}", binary.display(), age(&binary));
+    if binary.components().any(|c| c.as_os_str() == "debug") {
+        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
+    }
+    let setup = ServerSetup {
+        binary,
+        parent_dir: args.run.dir.clone(),
+        connections: args.idle_sessions + WARM_UP_ROOM,
+        message_size: mailbox::MAX_MESSAGE,
+        pop3: false,
+        imap: true,
+    };
+    let options = imap::Options {
+        window: args.window,
+        strict_messages: args.strict_messages,
+        idle_sessions: args.idle_sessions,
+        limit: Duration::from_secs(args.run.timeout),
+    };
+    let corpus = imap::Corpus::generate(&sizes).await?;
+    let mut reports = Vec::with_capacity(args.run.runs);
+    // As in the other modes, every run's directories are kept until the end.
+    let mut kept = Vec::with_capacity(2 * args.run.runs);
+    for run in 1..=args.run.runs {
+        let (report, servers) = imap::run(&setup, &options, &sizes, &corpus, run).await?;
+        kept.extend(servers);
+        report.print(run, args.run.runs);
+        reports.push(report);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    imap::print_summary(&reports);
     Ok(())
 }
 

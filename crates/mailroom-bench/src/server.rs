@@ -91,6 +91,8 @@ pub struct ServerSetup {
     pub message_size: usize,
     /// Whether to listen for POP3 too (and wait for its listening line).
     pub pop3: bool,
+    /// Whether to listen for IMAP too (and wait for its listening line).
+    pub imap: bool,
 }
 
 /// A configured data directory with the domain and alice added, whose
@@ -101,6 +103,7 @@ pub struct Prepared {
     config: PathBuf,
     data_dir: PathBuf,
     pop3: bool,
+    imap: bool,
     dir: TempDir,
 }
 
@@ -122,6 +125,12 @@ pub struct BenchServer {
     child: Child,
     addr: SocketAddr,
     pop3_addr: Option<SocketAddr>,
+    imap_addr: Option<SocketAddr>,
+    /// What [`BenchServer::restart`] needs to start the same server again.
+    binary: PathBuf,
+    config: PathBuf,
+    /// The listeners whose `PROTO listening on ADDR` lines are awaited.
+    wanted: Vec<&'static str>,
     data_dir: PathBuf,
     stderr_log: PathBuf,
     stopped: bool,
@@ -167,7 +176,7 @@ impl BenchServer {
              [log]\n\
              filter = \"warn\"\n",
             toml_string(&data_dir.to_string_lossy()),
-            if setup.pop3 { "pop3 = \"127.0.0.1:0\"\n" } else { "" },
+            listeners(setup),
             per_ip.max(1000),
         );
         std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
@@ -181,76 +190,90 @@ impl BenchServer {
             Some("bench-password\n"),
         )?;
 
-        Ok(Prepared { binary: setup.binary.clone(), config, data_dir, pop3: setup.pop3, dir })
+        Ok(Prepared { binary: setup.binary.clone(), config, data_dir, pop3: setup.pop3, imap: setup.imap, dir })
     }
 
     /// Starts `serve` on a prepared directory and waits for its listening
     /// lines.
     pub fn launch(prepared: Prepared) -> Result<BenchServer> {
-        let Prepared { binary, config, data_dir, pop3, dir } = prepared;
+        let Prepared { binary, config, data_dir, pop3, imap, dir } = prepared;
         let stderr_log = dir.path().join("server.stderr");
-        let stderr = File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
-        let mut child = Command::new(&binary)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("cannot start {} serve", binary.display()))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads until the server exits, so its stdout never blocks.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let line = line.trim();
-                for proto in ["smtp", "pop3"] {
-                    if let Some(addr) = line.strip_prefix(proto).and_then(|l| l.strip_prefix(" listening on ")) {
-                        let _ = tx.send((proto, addr.to_string()));
-                    }
-                }
-            }
-        });
+        let (child, rx) = spawn_serve(&binary, &config, &stderr_log)?;
+        let mut wanted = vec!["smtp"];
+        if pop3 {
+            wanted.push("pop3");
+        }
+        if imap {
+            wanted.push("imap");
+        }
         let mut server = BenchServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pop3_addr: None,
+            imap_addr: None,
+            binary,
+            config,
+            wanted,
             data_dir,
             stderr_log,
             stopped: false,
             dir,
         };
-        let wanted: &[&str] = if pop3 { &["smtp", "pop3"] } else { &["smtp"] };
+        server.await_listening(&rx)?;
+        Ok(server)
+    }
+
+    /// Stops the server (SIGTERM, as [`BenchServer::stop`]) if it is running
+    /// and starts it again on the same data directory, so that a phase can
+    /// begin with a fresh process (no caches or freed-but-kept memory left
+    /// by an earlier phase) over the same stored mail. Returns how long the
+    /// stop took. The listeners get new ephemeral ports.
+    pub fn restart(&mut self) -> Result<Duration> {
+        let shutdown = if self.stopped { Duration::ZERO } else { self.stop()? };
+        let (child, rx) = spawn_serve(&self.binary, &self.config, &self.stderr_log)?;
+        self.child = child;
+        self.stopped = false;
+        self.await_listening(&rx)?;
+        Ok(shutdown)
+    }
+
+    /// Waits for the `PROTO listening on ADDR` line of every wanted listener
+    /// and records the addresses.
+    fn await_listening(&mut self, rx: &mpsc::Receiver<(&'static str, String)>) -> Result<()> {
         let deadline = Instant::now() + LISTEN_TIMEOUT;
-        let mut missing: Vec<&str> = wanted.to_vec();
+        let mut missing = self.wanted.clone();
         while !missing.is_empty() {
             let expected = format!("`{} listening on`", missing[0]);
             let (proto, line) = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(got) => got,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bail!("the server printed no {expected} line within {LISTEN_TIMEOUT:?}{}", server.stderr_tail())
+                    bail!("the server printed no {expected} line within {LISTEN_TIMEOUT:?}{}", self.stderr_tail())
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server.child.wait().ok();
-                    server.stopped = true;
+                    let status = self.child.wait().ok();
+                    self.stopped = true;
                     bail!(
                         "the server exited ({}) without printing {expected}{}",
                         status.map_or_else(|| "unknown status".to_string(), |s| s.to_string()),
-                        server.stderr_tail()
+                        self.stderr_tail()
                     )
                 }
             };
             let addr: SocketAddr = line.parse().with_context(|| format!("bad {proto} listening address {line:?}"))?;
             ensure!(addr.ip().is_loopback(), "the server listens for {proto} on {addr} instead of loopback");
             match proto {
-                "pop3" => server.pop3_addr = Some(addr),
-                _ => server.addr = addr,
+                "pop3" => self.pop3_addr = Some(addr),
+                "imap" => self.imap_addr = Some(addr),
+                _ => self.addr = addr,
             }
             missing.retain(|m| *m != proto);
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// The IMAP listener's address, when IMAP was configured.
+    pub fn imap_addr(&self) -> Option<SocketAddr> {
+        self.imap_addr
     }
 
     /// The POP3 listener's address, when POP3 was configured.
@@ -344,6 +367,57 @@ impl Drop for BenchServer {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The `[listen]` lines beside `smtp` that `setup` asks for.
+fn listeners(setup: &ServerSetup) -> String {
+    let mut lines = String::new();
+    if setup.pop3 {
+        lines.push_str("pop3 = \"127.0.0.1:0\"\n");
+    }
+    if setup.imap {
+        lines.push_str("imap = \"127.0.0.1:0\"\n");
+    }
+    lines
+}
+
+/// Starts `binary serve`, its stderr appended to `stderr_log` (so that a
+/// restart keeps what the earlier process logged); the receiver gets each
+/// `PROTO listening on ADDR` line it prints.
+fn spawn_serve(
+    binary: &Path,
+    config: &Path,
+    stderr_log: &Path,
+) -> Result<(Child, mpsc::Receiver<(&'static str, String)>)> {
+    let stderr = File::options()
+        .create(true)
+        .append(true)
+        .open(stderr_log)
+        .with_context(|| format!("cannot create {}", stderr_log.display()))?;
+    let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start {} serve", binary.display()))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Reads until the server exits, so its stdout never blocks.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let line = line.trim();
+            for proto in ["smtp", "pop3", "imap"] {
+                if let Some(addr) = line.strip_prefix(proto).and_then(|l| l.strip_prefix(" listening on ")) {
+                    let _ = tx.send((proto, addr.to_string()));
+                }
+            }
+        }
+    });
+    Ok((child, rx))
 }
 
 /// Runs one admin subcommand of the server binary, bounded in time; its
