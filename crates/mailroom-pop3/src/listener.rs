@@ -7,7 +7,7 @@ use std::time::Duration;
 use mailroom_pop3_proto::{Code, Reply};
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::Pop3Context;
 use crate::session::run_session;
@@ -30,7 +30,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Pop3Context>, shutdown: Shutd
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Pop3Context>, shutdown: Shutdown) {
-    info!("connection opened");
+    // The "connection closed" line names the peer too (the span), so at
+    // info one line per connection is enough; logging costs CPU per line.
+    debug!("connection opened");
     match run_session(stream, peer, &ctx, shutdown).await {
         Ok(s) => info!(retrieved = s.retrieved, deleted = s.deleted, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),

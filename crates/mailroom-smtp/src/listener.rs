@@ -7,7 +7,7 @@ use std::time::Duration;
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
 use mailroom_smtp_proto::{EnhancedCode, Reply};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::SmtpContext;
 use crate::session::run_session;
@@ -31,7 +31,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>, shutdown: Shutd
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<SmtpContext>, shutdown: Shutdown) {
-    info!("connection opened");
+    // The "connection closed" line names the peer too (the span), so at
+    // info one line per connection is enough; logging costs CPU per line.
+    debug!("connection opened");
     match run_session(stream, peer, &ctx, shutdown).await {
         Ok(s) => info!(accepted = s.accepted, refused = s.refused, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),
