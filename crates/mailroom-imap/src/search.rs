@@ -6,7 +6,7 @@
 //! session's view; a message's bytes are read only when a key asks about
 //! its headers or text, and then analysed once for all such keys.
 
-use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use mailroom_imap_proto::Server;
@@ -22,14 +22,23 @@ use crate::session::{Outcome, Session, store_failure};
 /// What one key is tested against.
 struct Candidate<'a> {
     seq: u32,
-    msg: &'a Msg,
+    uid: Uid,
+    /// The message's metadata, when some key needs it ([`needs_meta`]).
+    msg: Option<&'a Msg>,
     /// Messages in the view, for `*` in a sequence set.
     count: u32,
     /// The highest UID in the view, for `*` in a UID set.
     max_uid: u32,
     now: SystemTime,
     parsed: Option<&'a ParsedMessage<'a>>,
+    /// SUBJECT keys answered from the store's header cache.
+    subjects: &'a Subjects,
 }
+
+/// For each ASCII SUBJECT needle, the messages the header cache says
+/// contain it, and those whose cached subject is clipped (to be checked
+/// in their header).
+type Subjects = HashMap<String, (HashSet<Uid>, HashSet<Uid>)>;
 
 impl Session<'_> {
     pub(crate) async fn search(&mut self, server: &mut Server, tag: &str, search: &Search) -> Outcome {
@@ -37,19 +46,39 @@ impl Session<'_> {
         let store = &self.ctx.store;
         let now = self.ctx.clock.now();
         let Some(view) = self.selected.as_ref() else { return Outcome::Bad("No mailbox selected".into()) };
-        let content = needs_content(&search.key);
-        // Header keys alone are answered from the header sections the
-        // store keeps apart, without reading bodies.
-        let body = needs_body(&search.key);
+        let mut subjects = Subjects::new();
+        for needle in cached_subjects(&search.key) {
+            match store.search_subject(view.mailbox, &needle).await {
+                Ok(m) => {
+                    subjects.insert(needle, (m.certain.into_iter().collect(), m.maybe.into_iter().collect()));
+                }
+                Err(e) => return store_failure(&e),
+            }
+        }
         let count = view.len() as u32;
         let max_uid = view.max_uid();
         let live: Vec<usize> = (0..view.len()).filter(|&i| !view.is_gone(view.uid_at(i))).collect();
-        let msgs = match view.load(store, &live).await {
-            Ok(m) => m,
-            Err(e) => return store_failure(&e),
+        let msgs: Vec<(usize, Option<Msg>)> = if needs_meta(&search.key) {
+            match view.load(store, &live).await {
+                Ok(m) => m.into_iter().map(|(i, m)| (i, Some(m))).collect(),
+                Err(e) => return store_failure(&e),
+            }
+        } else {
+            live.iter().map(|&i| (i, None)).collect()
         };
-        let mut headers = if content && !body {
-            let uids: Vec<Uid> = msgs.iter().map(|(_, m)| m.uid).collect();
+        // Which messages need their header or text read: all of them for
+        // keys the caches cannot answer; else only those whose cached
+        // subject was clipped.
+        let content = needs_content(&search.key);
+        let body = needs_body(&search.key);
+        let wanted: Option<HashSet<Uid>> =
+            (!content).then(|| subjects.values().flat_map(|(_, maybe)| maybe.iter().copied()).collect());
+        let mut headers = if !body && wanted.as_ref().is_none_or(|w| !w.is_empty()) {
+            let uids: Vec<Uid> = msgs
+                .iter()
+                .map(|&(i, _)| view.uid_at(i))
+                .filter(|u| wanted.as_ref().is_none_or(|w| w.contains(u)))
+                .collect();
             match store.headers(view.mailbox, &uids).await {
                 Ok(h) => h.into_iter().peekable(),
                 Err(e) => return store_failure(&e),
@@ -58,38 +87,53 @@ impl Session<'_> {
             Vec::new().into_iter().peekable()
         };
         let mut raw = Vec::new();
-        let mut found: Vec<(u32, &Msg)> = Vec::new();
+        let mut found: Vec<(u32, Uid, Option<&Msg>)> = Vec::new();
         for (i, msg) in &msgs {
             let seq = *i as u32 + 1;
-            while headers.next_if(|(uid, _)| *uid < msg.uid).is_some() {}
-            let header = headers.next_if(|(uid, h)| *uid == msg.uid && !h.is_empty()).map(|(_, h)| h);
+            let uid = view.uid_at(*i);
+            let read_needed = content || wanted.as_ref().is_some_and(|w| w.contains(&uid));
+            while headers.next_if(|(u, _)| *u < uid).is_some() {}
+            let header = headers.next_if(|(u, h)| *u == uid && !h.is_empty()).map(|(_, h)| h);
             let read = match header {
                 Some(h) => {
                     raw = h;
                     Ok(true)
                 }
-                None if content => store.read_blob(&msg.blob, &mut raw).await,
+                None if read_needed => match msg {
+                    Some(m) => store.read_blob(&m.blob, &mut raw).await,
+                    None => match store.message(view.mailbox, uid).await {
+                        Ok(Some(m)) => store.read_blob(&m.blob, &mut raw).await,
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(e),
+                    },
+                },
                 None => Ok(false),
             };
-            let matched = if content {
-                match read {
-                    Ok(true) => {
-                        let parsed = ParsedMessage::new(&raw);
-                        let c = Candidate { seq, msg, count, max_uid, now, parsed: Some(&parsed) };
-                        eval(&search.key, &c)
-                    }
-                    Ok(false) => false,
-                    Err(e) => return store_failure(&e),
-                }
-            } else {
-                eval(&search.key, &Candidate { seq, msg, count, max_uid, now, parsed: None })
+            let read = match read {
+                Ok(r) => r,
+                Err(e) => return store_failure(&e),
             };
-            if matched {
-                found.push((seq, msg));
+            let parsed = (read_needed && read).then(|| ParsedMessage::new(&raw));
+            let c = Candidate {
+                seq,
+                uid,
+                msg: msg.as_ref(),
+                count,
+                max_uid,
+                now,
+                parsed: parsed.as_ref(),
+                subjects: &subjects,
+            };
+            if (!read_needed || read) && eval(&search.key, &c) {
+                found.push((seq, uid, msg.as_ref()));
             }
         }
-        let numbers: Vec<u32> = found.iter().map(|(seq, m)| if search.uid { m.uid.get() } else { *seq }).collect();
-        let modseq = search.key.uses_modseq().then(|| found.iter().map(|(_, m)| m.modseq.0).max()).flatten();
+        let numbers: Vec<u32> = found.iter().map(|(seq, uid, _)| if search.uid { uid.get() } else { *seq }).collect();
+        let modseq = search
+            .key
+            .uses_modseq()
+            .then(|| found.iter().filter_map(|(_, _, m)| m.map(|m| m.modseq.0)).max())
+            .flatten();
         let out = server.output_mut();
         match search.ret {
             None if !rev2 => response::search(out, &numbers, modseq),
@@ -112,6 +156,42 @@ impl Session<'_> {
     }
 }
 
+/// The SUBJECT needles the store's header cache can answer: ASCII ones
+/// (its comparison folds case in ASCII only).
+fn cached_subjects(key: &SearchKey) -> Vec<String> {
+    match key {
+        SearchKey::And(keys) => keys.iter().flat_map(cached_subjects).collect(),
+        SearchKey::Or(a, b) => [cached_subjects(a), cached_subjects(b)].concat(),
+        SearchKey::Not(k) => cached_subjects(k),
+        SearchKey::Subject(s) if s.is_ascii() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// True when some key needs a message's flags, dates, size or modseq.
+fn needs_meta(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_meta),
+        SearchKey::Or(a, b) => needs_meta(a) || needs_meta(b),
+        SearchKey::Not(k) => needs_meta(k),
+        SearchKey::All
+        | SearchKey::SequenceSet(_)
+        | SearchKey::Uid(_)
+        | SearchKey::New
+        | SearchKey::Recent
+        | SearchKey::Old
+        | SearchKey::Header(..)
+        | SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Body(_)
+        | SearchKey::Text(_) => false,
+        _ => true,
+    }
+}
+
 /// True when some key needs the message's text (not only its header).
 fn needs_body(key: &SearchKey) -> bool {
     match key {
@@ -123,9 +203,11 @@ fn needs_body(key: &SearchKey) -> bool {
     }
 }
 
-/// True when some key needs the message's headers or text.
+/// True when some key needs the message's headers or text (ASCII
+/// SUBJECT keys aside: the header cache answers them).
 fn needs_content(key: &SearchKey) -> bool {
     match key {
+        SearchKey::Subject(s) => !s.is_ascii(),
         SearchKey::And(keys) => keys.iter().any(needs_content),
         SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
         SearchKey::Not(k) => needs_content(k),
@@ -134,7 +216,6 @@ fn needs_content(key: &SearchKey) -> bool {
         | SearchKey::Cc(_)
         | SearchKey::From(_)
         | SearchKey::To(_)
-        | SearchKey::Subject(_)
         | SearchKey::Body(_)
         | SearchKey::Text(_)
         | SearchKey::SentBefore(_)
@@ -146,37 +227,44 @@ fn needs_content(key: &SearchKey) -> bool {
 
 fn eval(key: &SearchKey, c: &Candidate<'_>) -> bool {
     let header = |field: &str, needle: &str| c.parsed.is_some_and(|p| p.header_contains(field, needle));
+    // Keys on metadata: `msg` is there whenever one of them is asked.
+    let meta = |f: &dyn Fn(&Msg) -> bool| c.msg.is_some_and(f);
     match key {
         SearchKey::All => true,
         SearchKey::And(keys) => keys.iter().all(|k| eval(k, c)),
         SearchKey::Or(a, b) => eval(a, c) || eval(b, c),
         SearchKey::Not(k) => !eval(k, c),
         SearchKey::SequenceSet(set) => set.contains(c.seq, c.count),
-        SearchKey::Uid(set) => set.contains(c.msg.uid.get(), c.max_uid),
-        SearchKey::Flag(flag) => has_flag(c.msg, flag),
-        SearchKey::NotFlag(flag) => !has_flag(c.msg, flag),
+        SearchKey::Uid(set) => set.contains(c.uid.get(), c.max_uid),
+        SearchKey::Flag(flag) => meta(&|m| has_flag(m, flag)),
+        SearchKey::NotFlag(flag) => meta(&|m| !has_flag(m, flag)),
         // No message is \Recent in this store (RFC 9051 removed it).
         SearchKey::New | SearchKey::Recent => false,
         SearchKey::Old => true,
-        SearchKey::Before(d) => internal_day(c.msg) < day_number(*d),
-        SearchKey::On(d) => internal_day(c.msg) == day_number(*d),
-        SearchKey::Since(d) => internal_day(c.msg) >= day_number(*d),
-        SearchKey::SentBefore(d) => sent_day(c).cmp(&day_number(*d)) == Ordering::Less,
-        SearchKey::SentOn(d) => sent_day(c) == day_number(*d),
-        SearchKey::SentSince(d) => sent_day(c) >= day_number(*d),
-        SearchKey::Larger(n) => c.msg.size > *n,
-        SearchKey::Smaller(n) => c.msg.size < *n,
+        SearchKey::Before(d) => meta(&|m| internal_day(m) < day_number(*d)),
+        SearchKey::On(d) => meta(&|m| internal_day(m) == day_number(*d)),
+        SearchKey::Since(d) => meta(&|m| internal_day(m) >= day_number(*d)),
+        SearchKey::SentBefore(d) => sent_day(c).is_some_and(|day| day < day_number(*d)),
+        SearchKey::SentOn(d) => sent_day(c).is_some_and(|day| day == day_number(*d)),
+        SearchKey::SentSince(d) => sent_day(c).is_some_and(|day| day >= day_number(*d)),
+        SearchKey::Larger(n) => meta(&|m| m.size > *n),
+        SearchKey::Smaller(n) => meta(&|m| m.size < *n),
         SearchKey::Header(field, needle) => header(field, needle),
         SearchKey::Bcc(s) => header("Bcc", s),
         SearchKey::Cc(s) => header("Cc", s),
         SearchKey::From(s) => header("From", s),
         SearchKey::To(s) => header("To", s),
-        SearchKey::Subject(s) => header("Subject", s),
+        SearchKey::Subject(s) => match c.subjects.get(s) {
+            Some((certain, _)) if certain.contains(&c.uid) => true,
+            Some((_, maybe)) if maybe.contains(&c.uid) => header("Subject", s),
+            Some(_) => false,
+            None => header("Subject", s),
+        },
         SearchKey::Body(s) => c.parsed.is_some_and(|p| p.body_contains(s)),
         SearchKey::Text(s) => c.parsed.is_some_and(|p| p.text_contains(s)),
-        SearchKey::Older(secs) => c.msg.internal_date <= c.now - Duration::from_secs(u64::from(*secs)),
-        SearchKey::Younger(secs) => c.msg.internal_date > c.now - Duration::from_secs(u64::from(*secs)),
-        SearchKey::ModSeq { modseq, .. } => c.msg.modseq.0 >= *modseq,
+        SearchKey::Older(secs) => meta(&|m| m.internal_date <= c.now - Duration::from_secs(u64::from(*secs))),
+        SearchKey::Younger(secs) => meta(&|m| m.internal_date > c.now - Duration::from_secs(u64::from(*secs))),
+        SearchKey::ModSeq { modseq, .. } => meta(&|m| m.modseq.0 >= *modseq),
     }
 }
 
@@ -215,11 +303,11 @@ fn internal_day(msg: &Msg) -> i64 {
 }
 
 /// The day of the Date: header in its own zone; without a usable one, the
-/// INTERNALDATE's.
-fn sent_day(c: &Candidate<'_>) -> i64 {
+/// INTERNALDATE's (`None` when neither is at hand).
+fn sent_day(c: &Candidate<'_>) -> Option<i64> {
     match c.parsed.and_then(|p| p.sent_date()) {
-        Some(d) => days_from_civil(i64::from(d.year), d.month, d.day),
-        None => internal_day(c.msg),
+        Some(d) => Some(days_from_civil(i64::from(d.year), d.month, d.day)),
+        None => c.msg.map(internal_day),
     }
 }
 

@@ -114,9 +114,8 @@ impl Selected {
         // HIGHESTMODSEQ first: anything committed after it is read again by
         // the next refresh, which is harmless.
         let status = store.mailbox_status(mailbox).await?;
-        let index = store.message_index(mailbox).await?;
-        let keywords = index.iter().flat_map(|m| m.keywords.iter().cloned()).collect();
-        let uids = UidMap::from_sorted(index.iter().map(|m| m.uid));
+        let uids = UidMap::from_sorted(store.uids(mailbox).await?);
+        let keywords = store.keywords_in_use(mailbox).await?.into_iter().collect();
         let view = Selected {
             mailbox,
             read_only,

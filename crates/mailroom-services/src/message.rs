@@ -4,7 +4,7 @@ use mail_parser::MessageParser;
 use mailroom_store::HeaderCache;
 
 /// Longest value kept per cached header, in characters.
-const CACHE_CHARS: usize = 256;
+const CACHE_CHARS: usize = mailroom_store::HEADER_CACHE_CHARS;
 
 /// Extracts the header cache from the start of a raw message.
 ///

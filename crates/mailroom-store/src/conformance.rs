@@ -26,8 +26,8 @@ use std::time::{Duration, SystemTime};
 use mailroom_types::{AccountId, Address, BlobId, Domain, Flags, IdGenerator, MailboxId, ModSeq, Uid};
 
 use crate::{
-    AliasRecord, AliasSource, FlagChange, FlagOp, HeaderCache, MailStore, MailboxRecord, NewContent, NewMessage,
-    Resolution, SpecialUse, StoreError,
+    AliasRecord, AliasSource, FlagChange, FlagOp, HEADER_CACHE_CHARS, HeaderCache, MailStore, MailboxRecord,
+    NewContent, NewMessage, Resolution, SpecialUse, StoreError,
 };
 
 /// Opens (again) the store under test. Implemented for every
@@ -73,6 +73,7 @@ where
     blobs_deleted_when_unreferenced(&open).await;
     inline_content_lives_and_dies_with_its_rows(&open).await;
     header_sections_kept_apart(&open).await;
+    uids_keywords_and_subject_search(&open).await;
     orphan_blobs_are_swept(&open).await;
     change_events_after_commit(&open).await;
     create_mailbox_with_parents(&open).await;
@@ -778,6 +779,36 @@ pub async fn header_sections_kept_apart(open: &impl OpenStore) {
     assert_eq!(crate::header_section(b"A: b\r\n"), Some(&b"A: b\r\n"[..]), "no body: all header");
     assert_eq!(crate::header_section(b"\r\nbody"), Some(&b"\r\n"[..]));
     assert_eq!(crate::header_section(&vec![b'x'; crate::MAX_HEADER_SECTION]), None, "too long");
+}
+
+/// SELECT's UID list and keywords, and SEARCH SUBJECT from the header
+/// cache: ASCII case folded, LIKE wildcards taken literally, clipped
+/// subjects reported as "maybe".
+pub async fn uids_keywords_and_subject_search(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "subjects.test").await;
+    let a = add_account(&store, "a@subjects.test").await;
+    let mbox = inbox(&store, a).await.id;
+    let long = format!("{}Milestone", "x".repeat(HEADER_CACHE_CHARS));
+    let mut uids = Vec::new();
+    for (subject, keywords) in [
+        ("Weekly MILESTONE report", vec!["$Work".to_string()]),
+        ("100% done", vec!["$Work".to_string(), "later".to_string()]),
+        ("nothing here", vec![]),
+        (long.as_str(), vec![]),
+    ] {
+        let mut msg = message(&store, "s");
+        msg.headers.subject = subject.chars().take(HEADER_CACHE_CHARS).collect();
+        msg.keywords = keywords;
+        uids.push(store.deliver(&msg, &[a]).await.expect("deliver")[0].1);
+    }
+    assert_eq!(store.uids(mbox).await.expect("uids"), uids);
+    assert_eq!(store.keywords_in_use(mbox).await.expect("keywords"), ["$Work", "later"]);
+    let m = store.search_subject(mbox, "milestone").await.expect("search");
+    assert_eq!(m.certain, [uids[0]], "ASCII case is folded");
+    assert_eq!(m.maybe, [uids[3]], "a clipped subject is to be checked");
+    assert_eq!(store.search_subject(mbox, "0% d").await.expect("search").certain, [uids[1]]);
+    assert!(store.search_subject(mbox, "_").await.expect("search").certain.is_empty(), "_ is literal");
 }
 
 /// The start-up sweep deletes blobs a crash left without rows, and only

@@ -45,8 +45,8 @@ pub use blob::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
-    HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
-    RenameOutcome, RenamedMailbox, Resolution, SpecialUse, header_section,
+    HEADER_CACHE_CHARS, HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord,
+    NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, SpecialUse, SubjectMatches, header_section,
 };
 pub use sqlite::SqliteStore;
 
@@ -284,6 +284,17 @@ pub trait MailStore: Send + Sync + 'static {
         mailbox: MailboxId,
         since: ModSeq,
     ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+    /// The UIDs of a mailbox, ascending: all SELECT needs to number its
+    /// messages.
+    fn uids(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<Uid>>> + Send;
+    /// The keywords set on any message of a mailbox, sorted (for IMAP's
+    /// FLAGS response).
+    fn keywords_in_use(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The messages whose subject contains `needle` (IMAP SEARCH SUBJECT),
+    /// from the header cache: `certain` ones contain it, `maybe` ones have
+    /// a clipped cached subject to check whole. Case is ignored in ASCII
+    /// only, so a caller with a non-ASCII needle checks the messages itself.
+    fn search_subject(&self, mailbox: MailboxId, needle: &str) -> impl Future<Output = Result<SubjectMatches>> + Send;
     /// The header sections of the messages `uids` (ascending), each with
     /// its UID, for ENVELOPE and header fetches and searches that need no
     /// body; an empty one where the store kept none (then read the blob).
@@ -441,6 +452,15 @@ impl MailStore for AnyStore {
     }
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         dispatch!(self, s => s.changed_since(mailbox, since).await)
+    }
+    async fn uids(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        dispatch!(self, s => s.uids(mailbox).await)
+    }
+    async fn keywords_in_use(&self, mailbox: MailboxId) -> Result<Vec<String>> {
+        dispatch!(self, s => s.keywords_in_use(mailbox).await)
+    }
+    async fn search_subject(&self, mailbox: MailboxId, needle: &str) -> Result<SubjectMatches> {
+        dispatch!(self, s => s.search_subject(mailbox, needle).await)
     }
     async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
         dispatch!(self, s => s.headers(mailbox, uids).await)

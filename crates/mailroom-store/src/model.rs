@@ -232,6 +232,20 @@ pub struct MessageMeta {
     pub blob: BlobId,
 }
 
+/// The most characters a [`HeaderCache`] value keeps; a longer one is
+/// clipped (so a search in it must check the message).
+pub const HEADER_CACHE_CHARS: usize = 256;
+
+/// What [`crate::MailStore::search_subject`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectMatches {
+    /// Messages whose cached subject contains the text.
+    pub certain: Vec<Uid>,
+    /// Messages whose cached subject is clipped and does not contain it:
+    /// their whole subject must be checked.
+    pub maybe: Vec<Uid>,
+}
+
 /// A small copy of a message's main headers, so listing and simple searches
 /// need not open the blob.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -240,7 +254,8 @@ pub struct HeaderCache {
     pub from: String,
     /// The `To:` header, decoded, at most 256 characters.
     pub to: String,
-    /// The `Subject:` header, decoded, at most 256 characters.
+    /// The `Subject:` header, decoded, at most [`HEADER_CACHE_CHARS`]
+    /// characters.
     pub subject: String,
     /// The `Message-ID:` header, at most 256 characters.
     pub message_id: String,

@@ -202,6 +202,7 @@ transcripts! {
     overlong => "overlong",
     qresync => "qresync",
     search => "search",
+    search_subject => "search-subject",
     select => "select",
     sessions => "sessions",
     status => "status",

@@ -41,7 +41,7 @@ use self::writer::WriterHandle;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, CopyOutcome, DomainRecord, FlagChange, FlagOp,
     MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewMessage, RenameOutcome, Resolution, Result,
-    StoreError, StoreOptions,
+    StoreError, StoreOptions, SubjectMatches,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -327,6 +327,19 @@ impl MailStore for SqliteStore {
 
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         self.read(move |conn| transfer::changed_since(conn, mailbox, since)).await
+    }
+
+    async fn uids(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        self.read(move |conn| transfer::uids(conn, mailbox)).await
+    }
+
+    async fn keywords_in_use(&self, mailbox: MailboxId) -> Result<Vec<String>> {
+        self.read(move |conn| transfer::keywords_in_use(conn, mailbox)).await
+    }
+
+    async fn search_subject(&self, mailbox: MailboxId, needle: &str) -> Result<SubjectMatches> {
+        let needle = needle.to_string();
+        self.read(move |conn| transfer::search_subject(conn, mailbox, &needle)).await
     }
 
     async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::convert::{self, Db};
 use super::messages::{self, MESSAGE_COLUMNS, mailbox_state, message_row, sorted};
 use super::writer::Effects;
-use crate::{ChangeEvent, ChangeKind, CopyOutcome, MessageMeta, MessageRecord, Result, StoreError};
+use crate::{ChangeEvent, ChangeKind, CopyOutcome, MessageMeta, MessageRecord, Result, StoreError, SubjectMatches};
 
 /// The owner of both mailboxes; NotFound if either is missing, Conflict if
 /// they belong to different accounts (nothing in IMAP copies across
@@ -201,6 +201,60 @@ pub(crate) fn vanished_since(conn: &Connection, mailbox: MailboxId, since: ModSe
     let rows = stmt.query_map((mailbox.0, convert::modseq_param(since)), |r| r.get::<_, i64>(0)).db()?;
     let raw = rows.collect::<rusqlite::Result<Vec<i64>>>().db()?;
     raw.into_iter().map(convert::uid).collect()
+}
+
+/// The UIDs of a mailbox, ascending: a covering index scan.
+pub(crate) fn uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<Uid>> {
+    mailbox_state(conn, mailbox)?;
+    let mut stmt = conn.prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid").db()?;
+    let mut rows = stmt.query([mailbox.0]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(convert::uid(row.get(0).db()?)?);
+    }
+    Ok(out)
+}
+
+/// The keywords set on any message of a mailbox, sorted.
+pub(crate) fn keywords_in_use(conn: &Connection, mailbox: MailboxId) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ?1 AND keywords <> ''").db()?;
+    let mut rows = stmt.query([mailbox.0]).db()?;
+    let mut out = std::collections::BTreeSet::new();
+    while let Some(row) = rows.next().db()? {
+        let list = row.get_ref(0).db()?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        out.extend(convert::keywords(list));
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Which messages' cached subject contains `needle`, compared
+/// case-insensitively in ASCII (SQLite's LIKE); see
+/// [`crate::MailStore::search_subject`].
+pub(crate) fn search_subject(conn: &Connection, mailbox: MailboxId, needle: &str) -> Result<SubjectMatches> {
+    mailbox_state(conn, mailbox)?;
+    let escaped: String =
+        needle.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    let pattern = format!("%{escaped}%");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid, hdr_subject LIKE ?2 ESCAPE '\\', length(hdr_subject) >= ?3 FROM messages
+             WHERE mailbox_id = ?1 AND (hdr_subject LIKE ?2 ESCAPE '\\' OR length(hdr_subject) >= ?3)
+             ORDER BY uid",
+        )
+        .db()?;
+    let mut rows = stmt.query((mailbox.0, pattern, crate::HEADER_CACHE_CHARS as i64)).db()?;
+    let mut out = SubjectMatches::default();
+    while let Some(row) = rows.next().db()? {
+        let uid = convert::uid(row.get(0).db()?)?;
+        let (found, clipped): (bool, bool) = (row.get(1).db()?, row.get(2).db()?);
+        if found {
+            out.certain.push(uid)
+        } else if clipped {
+            out.maybe.push(uid)
+        }
+    }
+    Ok(out)
 }
 
 /// Every message without the header cache, in UID order.

@@ -34,6 +34,7 @@ cases!(
     blobs_deleted_when_unreferenced,
     inline_content_lives_and_dies_with_its_rows,
     header_sections_kept_apart,
+    uids_keywords_and_subject_search,
     orphan_blobs_are_swept,
     change_events_after_commit,
     create_mailbox_with_parents,
