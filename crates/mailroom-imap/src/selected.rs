@@ -113,9 +113,10 @@ impl Selected {
     ) -> Result<(Selected, MailboxStatus), StoreError> {
         // HIGHESTMODSEQ first: anything committed after it is read again by
         // the next refresh, which is harmless.
-        let status = store.mailbox_status(mailbox).await?;
-        let uids = UidMap::from_sorted(store.uids(mailbox).await?);
-        let keywords = store.keywords_in_use(mailbox).await?.into_iter().collect();
+        let selection = store.selection(mailbox).await?;
+        let status = selection.status;
+        let uids = UidMap::from_sorted(selection.uids);
+        let keywords = selection.keywords.into_iter().collect();
         let view = Selected {
             mailbox,
             read_only,

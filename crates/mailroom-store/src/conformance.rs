@@ -802,8 +802,10 @@ pub async fn uids_keywords_and_subject_search(open: &impl OpenStore) {
         msg.keywords = keywords;
         uids.push(store.deliver(&msg, &[a]).await.expect("deliver")[0].1);
     }
-    assert_eq!(store.uids(mbox).await.expect("uids"), uids);
-    assert_eq!(store.keywords_in_use(mbox).await.expect("keywords"), ["$Work", "later"]);
+    let selection = store.selection(mbox).await.expect("selection");
+    assert_eq!(selection.uids, uids);
+    assert_eq!(selection.keywords, ["$Work", "later"]);
+    assert_eq!(selection.status, store.mailbox_status(mbox).await.expect("status"));
     let m = store.search_subject(mbox, "milestone").await.expect("search");
     assert_eq!(m.certain, [uids[0]], "ASCII case is folded");
     assert_eq!(m.maybe, [uids[3]], "a clipped subject is to be checked");

@@ -46,7 +46,8 @@ pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
     HEADER_CACHE_CHARS, HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord,
-    NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, SpecialUse, SubjectMatches, header_section,
+    NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, Selection, SpecialUse, SubjectMatches,
+    header_section,
 };
 pub use sqlite::SqliteStore;
 
@@ -284,12 +285,10 @@ pub trait MailStore: Send + Sync + 'static {
         mailbox: MailboxId,
         since: ModSeq,
     ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
-    /// The UIDs of a mailbox, ascending: all SELECT needs to number its
-    /// messages.
-    fn uids(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<Uid>>> + Send;
-    /// The keywords set on any message of a mailbox, sorted (for IMAP's
-    /// FLAGS response).
-    fn keywords_in_use(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// What SELECT needs, in one snapshot: the counters, the UIDs
+    /// (ascending) to number the messages, and the keywords in use (for
+    /// the FLAGS response), read from indexes only.
+    fn selection(&self, mailbox: MailboxId) -> impl Future<Output = Result<Selection>> + Send;
     /// The messages whose subject contains `needle` (IMAP SEARCH SUBJECT),
     /// from the header cache: `certain` ones contain it, `maybe` ones have
     /// a clipped cached subject to check whole. Case is ignored in ASCII
@@ -453,11 +452,8 @@ impl MailStore for AnyStore {
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         dispatch!(self, s => s.changed_since(mailbox, since).await)
     }
-    async fn uids(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
-        dispatch!(self, s => s.uids(mailbox).await)
-    }
-    async fn keywords_in_use(&self, mailbox: MailboxId) -> Result<Vec<String>> {
-        dispatch!(self, s => s.keywords_in_use(mailbox).await)
+    async fn selection(&self, mailbox: MailboxId) -> Result<Selection> {
+        dispatch!(self, s => s.selection(mailbox).await)
     }
     async fn search_subject(&self, mailbox: MailboxId, needle: &str) -> Result<SubjectMatches> {
         dispatch!(self, s => s.search_subject(mailbox, needle).await)

@@ -236,6 +236,17 @@ pub struct MessageMeta {
 /// clipped (so a search in it must check the message).
 pub const HEADER_CACHE_CHARS: usize = 256;
 
+/// A mailbox as SELECT opens it ([`crate::MailStore::selection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Its counters.
+    pub status: MailboxStatus,
+    /// Its messages' UIDs, ascending.
+    pub uids: Vec<Uid>,
+    /// The keywords set on any of its messages, sorted.
+    pub keywords: Vec<String>,
+}
+
 /// What [`crate::MailStore::search_subject`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectMatches {

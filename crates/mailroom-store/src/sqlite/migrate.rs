@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("migrations/0002_inline_blobs.sql")),
     (3, include_str!("migrations/0003_imap_mailboxes.sql")),
     (4, include_str!("migrations/0004_blob_headers.sql")),
+    (5, include_str!("migrations/0005_keywords_index.sql")),
 ];
 
 /// The schema version this binary creates and understands.

@@ -41,7 +41,7 @@ use self::writer::WriterHandle;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, CopyOutcome, DomainRecord, FlagChange, FlagOp,
     MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewMessage, RenameOutcome, Resolution, Result,
-    StoreError, StoreOptions, SubjectMatches,
+    Selection, StoreError, StoreOptions, SubjectMatches,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -329,12 +329,15 @@ impl MailStore for SqliteStore {
         self.read(move |conn| transfer::changed_since(conn, mailbox, since)).await
     }
 
-    async fn uids(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
-        self.read(move |conn| transfer::uids(conn, mailbox)).await
-    }
-
-    async fn keywords_in_use(&self, mailbox: MailboxId) -> Result<Vec<String>> {
-        self.read(move |conn| transfer::keywords_in_use(conn, mailbox)).await
+    async fn selection(&self, mailbox: MailboxId) -> Result<Selection> {
+        self.read(move |conn| {
+            Ok(Selection {
+                status: mailboxes::status(conn, mailbox)?,
+                uids: transfer::uids(conn, mailbox)?,
+                keywords: transfer::keywords_in_use(conn, mailbox)?,
+            })
+        })
+        .await
     }
 
     async fn search_subject(&self, mailbox: MailboxId, needle: &str) -> Result<SubjectMatches> {

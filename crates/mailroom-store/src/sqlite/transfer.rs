@@ -215,7 +215,8 @@ pub(crate) fn uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<Uid>> {
     Ok(out)
 }
 
-/// The keywords set on any message of a mailbox, sorted.
+/// The keywords set on any message of a mailbox, sorted; from the partial
+/// index of messages with keywords (usually few).
 pub(crate) fn keywords_in_use(conn: &Connection, mailbox: MailboxId) -> Result<Vec<String>> {
     let mut stmt =
         conn.prepare_cached("SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ?1 AND keywords <> ''").db()?;
