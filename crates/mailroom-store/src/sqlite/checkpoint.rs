@@ -43,8 +43,14 @@ pub(crate) fn start(writer: &mut Connection, path: &Path) -> Result<()> {
         // Each wake-up checkpoints whatever the WAL holds by then, so wakes
         // sent meanwhile coalesce into the one slot of the channel.
         while woken.recv().is_ok() {
-            if let Err(error) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-                tracing::warn!(%error, "wal checkpoint failed");
+            match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+                Ok(_) => {}
+                // The writer checkpointing itself at the WAL limit: its
+                // checkpoint does the work.
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                    tracing::debug!("wal checkpoint skipped: another one is running");
+                }
+                Err(error) => tracing::warn!(%error, "wal checkpoint failed"),
             }
         }
         tracing::debug!("store checkpoint thread stopped");
