@@ -17,15 +17,20 @@ pub fn write_utf8_string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn write_string_as(out: &mut Vec<u8>, s: &[u8], utf8: bool) {
-    let quotable = s.len() <= 1024 && !s.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0 || (b >= 0x80 && !utf8));
+    let quotable = s.len() <= 1024 && s.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0 && (b < 0x80 || utf8));
     if quotable {
+        // Runs between the octets to escape are copied whole: ENVELOPE of
+        // a mailbox writes thousands of these.
+        out.reserve(s.len() + 2);
         out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
+        let mut rest = s;
+        while let Some(i) = memchr::memchr2(b'"', b'\\', rest) {
+            out.extend_from_slice(&rest[..i]);
+            out.push(b'\\');
+            out.push(rest[i]);
+            rest = &rest[i + 1..];
         }
+        out.extend_from_slice(rest);
         out.push(b'"');
     } else {
         write_literal_header(out, s.len() as u64);
