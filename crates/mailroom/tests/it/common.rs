@@ -592,3 +592,20 @@ pub async fn mailbox_messages(store: &AnyStore, user: &str, name: &str) -> Optio
     }
     Some(out)
 }
+
+/// Three messages with the awkward cases: lines that start with a dot, a
+/// line that is only a dot, one that is only two dots, 8-bit UTF-8; distinct
+/// subjects for SEARCH.
+pub fn awkward_messages() -> Vec<Vec<u8>> {
+    vec![
+        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: first\r\n\r\n\
+          line one\r\n.leading dot\r\n.\r\n..\r\n...three\r\nlast line\r\n"
+            .to_vec(),
+        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: second\r\n\r\nshort\r\n".to_vec(),
+        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: third\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Grüße ✓ 日本語\r\n.\r\nend\r\n"
+            .as_bytes()
+            .to_vec(),
+    ]
+}

@@ -13,7 +13,9 @@ use mailroom_services::config::HumanDuration;
 use mailroom_store::{FlagOp, MailStore, MessageRecord};
 use mailroom_types::{Address, Flags, Uid};
 
-use crate::common::{InProcess, mailbox_messages, require_tool, run_with_timeout, send_mail, show, split_trace};
+use crate::common::{
+    InProcess, awkward_messages, mailbox_messages, require_tool, run_with_timeout, send_mail, show, split_trace,
+};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@example.test";
@@ -31,26 +33,10 @@ fn server() -> InProcess {
     })
 }
 
-/// Three messages with the awkward cases: lines that start with a dot, a
-/// line that is only a dot, 8-bit UTF-8; distinct subjects for SEARCH.
-fn originals() -> Vec<Vec<u8>> {
-    vec![
-        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: first\r\n\r\n\
-          line one\r\n.leading dot\r\n.\r\n..\r\n...three\r\nlast line\r\n"
-            .to_vec(),
-        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: second\r\n\r\nshort\r\n".to_vec(),
-        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: third\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
-         Grüße ✓ 日本語\r\n.\r\nend\r\n"
-            .as_bytes()
-            .to_vec(),
-    ]
-}
-
-/// A server holding the three [`originals`] in alice's INBOX (UIDs 1-3).
+/// A server holding the three [`awkward_messages`] in alice's INBOX (UIDs 1-3).
 fn server_with_mail() -> (InProcess, Vec<Vec<u8>>) {
     let server = server();
-    let originals = originals();
+    let originals = awkward_messages();
     for m in &originals {
         send_mail(server.addr, BOB, ALICE, m);
     }

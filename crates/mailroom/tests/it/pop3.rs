@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use mailroom_services::config::HumanDuration;
 
-use crate::common::{InProcess, SmtpClient, dot_stuff, require_tool, run_with_timeout, show, split_trace};
+use crate::common::{
+    InProcess, SmtpClient, awkward_messages, require_tool, run_with_timeout, send_mail, show, split_trace,
+};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 const ALICE: &str = "alice@example.test";
@@ -32,40 +34,13 @@ fn server() -> InProcess {
 
 /// Sends `message` (CRLF line ends) from bob to `to` over SMTP DATA.
 fn send(server: &InProcess, to: &str, message: &[u8]) {
-    let mut c = SmtpClient::open(server.addr);
-    let utf8 = if to.is_ascii() { "" } else { " SMTPUTF8" };
-    let r = c.command(&format!("MAIL FROM:<bob@example.test>{utf8}")).expect("MAIL");
-    assert_eq!(r.code, 250, "MAIL: {r}");
-    let r = c.command(&format!("RCPT TO:<{to}>")).expect("RCPT");
-    assert_eq!(r.code, 250, "RCPT: {r}");
-    let r = c.command("DATA").expect("DATA");
-    assert_eq!(r.code, 354, "DATA: {r}");
-    c.send(&dot_stuff(message)).expect("send data");
-    let r = c.read_reply().expect("end of data");
-    assert_eq!(r.code, 250, "end of data: {r}");
-    assert_eq!(c.command("QUIT").expect("QUIT").code, 221);
+    send_mail(server.addr, "bob@example.test", to, message);
 }
 
-/// Three messages with the awkward cases: lines that start with a dot, a
-/// line that is only a dot, one that is only two dots, 8-bit UTF-8.
-fn originals() -> Vec<Vec<u8>> {
-    vec![
-        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: first\r\n\r\n\
-          line one\r\n.leading dot\r\n.\r\n..\r\n...three\r\nlast line\r\n"
-            .to_vec(),
-        b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: second\r\n\r\nshort\r\n".to_vec(),
-        "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: third\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
-         Grüße ✓ 日本語\r\n.\r\nend\r\n"
-            .as_bytes()
-            .to_vec(),
-    ]
-}
-
-/// A server holding the three [`originals`] in alice's INBOX, in order.
+/// A server holding the three [`awkward_messages`] in alice's INBOX, in order.
 fn server_with_mail() -> (InProcess, Vec<Vec<u8>>) {
     let server = server();
-    let originals = originals();
+    let originals = awkward_messages();
     for m in &originals {
         send(&server, ALICE, m);
     }
