@@ -52,7 +52,7 @@ use mailroom_types::Secret;
 use memchr::memchr;
 
 use crate::capability;
-use crate::command::{self, Command, Parsed, Refusal};
+use crate::command::{self, Command, Parsed, Refusal, lexer};
 use crate::framing::{Framer, Step};
 use crate::response::{self, Code, Status};
 
@@ -166,6 +166,10 @@ pub enum Event {
     /// A decision is still unanswered: calling [`Server::next`] before
     /// answering is a driver bug.
     Waiting,
+    /// Deferred commands (see [`Server::defer`]) must be completed before
+    /// the next command, which is not one that may run beside them (only
+    /// APPEND may): call [`Server::complete`] for each, then `next` again.
+    Settle,
     /// The session is over (LOGOUT, or [`Server::close_with`]): write the
     /// output and close the connection. Returned again on every call.
     Close,
@@ -274,6 +278,11 @@ pub struct Server {
     mode: Mode,
     framer: Framer,
     pending: Option<Pending>,
+    /// Commands deferred and not yet completed.
+    deferred: usize,
+    /// A command read while deferred ones were open, which must wait for
+    /// them ([`Event::Settle`]).
+    held: Option<Vec<u8>>,
     enabled: Enabled,
     /// The rest of an over-long AUTHENTICATE or IDLE line is being
     /// dropped up to its LF.
@@ -293,6 +302,8 @@ impl Server {
             mode: Mode::Commands,
             framer: Framer::new(),
             pending: None,
+            deferred: 0,
+            held: None,
             enabled: Enabled::default(),
             skip_line: false,
         };
@@ -485,7 +496,10 @@ impl Server {
     /// whose answer decides how the next command is read.
     pub fn defer(&mut self) -> Option<Deferred> {
         match self.pending.take() {
-            Some(Pending { tag, kind: Kind::Other }) => Some(Deferred { tag }),
+            Some(Pending { tag, kind: Kind::Other }) => {
+                self.deferred += 1;
+                Some(Deferred { tag })
+            }
             other => {
                 self.pending = other;
                 self.misuse("defer");
@@ -496,6 +510,7 @@ impl Server {
 
     /// Writes the tagged response of a deferred command.
     pub fn complete(&mut self, deferred: Deferred, status: Status, code: Option<Code>, text: &str) {
+        self.deferred = self.deferred.saturating_sub(1);
         response::status(&mut self.output, Some(&deferred.tag), status, code.as_ref(), text);
     }
 
@@ -549,6 +564,7 @@ impl Server {
         self.framer.reset();
         self.mode = Mode::Commands;
         self.skip_line = false;
+        self.held = None;
         self.state = SessionState::Logout;
     }
 
@@ -558,6 +574,13 @@ impl Server {
 
     /// One unit of work on the input; `Some` when the driver must act.
     fn step(&mut self) -> Option<Event> {
+        if let Some(msg) = self.held.take() {
+            if self.deferred > 0 {
+                self.held = Some(msg);
+                return Some(Event::Settle);
+            }
+            return self.command(&msg);
+        }
         if self.skip_line {
             let rest = &self.input[self.pos..];
             match memchr(b'\n', rest) {
@@ -587,6 +610,15 @@ impl Server {
                     }
                     Step::Command => {
                         let msg = self.framer.take();
+                        // Only APPENDs run beside deferred ones; anything
+                        // else (LOGOUT too, which this crate answers
+                        // itself) waits for them, so it sees their effects
+                        // and the session never ends with answers owed.
+                        let append = lexer::peek_name(&msg).is_some_and(|(_, name)| name == "APPEND");
+                        if self.deferred > 0 && !append {
+                            self.held = Some(msg);
+                            return Some(Event::Settle);
+                        }
                         self.command(&msg)
                     }
                 }

@@ -210,6 +210,11 @@ where
                     server.close_with("Selected mailbox was deleted");
                 }
             }
+            Event::Settle if in_flight.is_empty() => {
+                warn!("imap protocol waits for deferred answers the driver does not hold");
+                server.close_with("Internal error");
+            }
+            Event::Settle => session.finish_appends(&mut server, &mut in_flight).await,
             Event::StartTls => server.respond_no(None, "TLS is not available"),
             Event::IdleStarted { .. } => {
                 session.finish_appends(&mut server, &mut in_flight).await;

@@ -92,6 +92,7 @@ impl Script {
                 Event::IdleStarted { tag } => events.push(format!("idle {tag}")),
                 Event::IdleDone { tag } => events.push(format!("done {tag}")),
                 Event::Waiting => panic!("waiting"),
+                Event::Settle => panic!("the scripted driver defers nothing"),
             }
         };
         while let Some(chunk) = chunks.next() {
@@ -492,4 +493,34 @@ fn id_and_noop_reach_the_driver_after_login() {
     );
     assert_eq!(outcome.events[0], "i Id { params: Some([(\"name\", Some(\"sodr\")), (\"version\", None)]) }");
     assert_eq!(outcome.events[2], "n Noop");
+}
+
+#[test]
+fn deferred_commands_hold_the_next_one_until_completed() {
+    let mut s = Server::new(Script::new().config);
+    s.clear_output();
+    s.feed(
+        crlf("a LOGIN alice secret\nb APPEND INBOX {3+}\nabc\nc APPEND INBOX {3+}\ndef\nd NOOP\ne LOGOUT\n").as_bytes(),
+    );
+    assert!(matches!(s.next(), Event::Login { .. }));
+    s.accept_login();
+    let mut deferred = Vec::new();
+    for _ in 0..2 {
+        assert!(matches!(s.next(), Event::Command { command: Command::Append { .. }, .. }));
+        deferred.push(s.defer().expect("an APPEND can be deferred"));
+    }
+    // NOOP must not overtake the APPENDs: the driver is told to settle.
+    assert!(matches!(s.next(), Event::Settle));
+    assert!(matches!(s.next(), Event::Settle), "still owed");
+    for d in deferred {
+        s.complete(d, Status::Ok, None, "APPEND completed");
+    }
+    assert!(matches!(s.next(), Event::Command { command: Command::Noop, .. }));
+    s.respond_ok(None, "NOOP completed");
+    assert!(matches!(s.next(), Event::Close));
+    let out = String::from_utf8(s.output().to_vec()).unwrap();
+    let tail = crlf(
+        "b OK APPEND completed\nc OK APPEND completed\nd OK NOOP completed\n* BYE Logging out\ne OK LOGOUT completed\n",
+    );
+    assert!(out.ends_with(&tail), "{out}");
 }
