@@ -146,6 +146,17 @@ impl SqliteStore {
     {
         self.inner.readers.lookup(move |conn| in_snapshot(conn, read)).await
     }
+
+    /// Like [`SqliteStore::lookup`] for a single statement, which SQLite
+    /// runs in a snapshot of its own: no BEGIN and COMMIT around it (a
+    /// FETCH of a whole mailbox reads ten thousand blobs this way).
+    async fn lookup_one<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.lookup(move |conn| read(conn)).await
+    }
 }
 
 /// Runs `read` in one deferred transaction, so multi-statement reads see a
@@ -371,7 +382,7 @@ impl MailStore for SqliteStore {
         // lookup of at most `NewContent::INLINE_MAX` octets runs inline.
         let (key, taken) = (id.clone(), std::mem::take(buf));
         let (found, back) = self
-            .lookup(move |conn| {
+            .lookup_one(move |conn| {
                 let mut b = taken;
                 Ok((messages::read_inline(conn, &key, &mut b)?, b))
             })
