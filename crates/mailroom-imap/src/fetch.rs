@@ -61,6 +61,46 @@ fn header_only(item: &FetchItem) -> bool {
     }
 }
 
+/// Below this many messages ENVELOPEs are computed as the responses are
+/// written; above it, on every core first.
+const PARALLEL_ENVELOPES: usize = 256;
+
+/// The header sections with each message's encoded ENVELOPE, computed on
+/// all cores: FETCH of a mailbox's ENVELOPEs is what a client's first
+/// look at a large mailbox costs, and parsing the headers is most of it.
+async fn envelopes(headers: Vec<(Uid, Vec<u8>)>) -> Vec<(Uid, Vec<u8>, Option<Vec<u8>>)> {
+    let encode = |(uid, header): (Uid, Vec<u8>)| {
+        let mut enc = Vec::new();
+        if !header.is_empty() {
+            write_envelope(&mut enc, &ParsedMessage::new(&header).envelope());
+        }
+        let enc = (!header.is_empty()).then_some(enc);
+        (uid, header, enc)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if headers.len() < PARALLEL_ENVELOPES || cores < 2 {
+        return headers.into_iter().map(encode).collect();
+    }
+    let chunk = headers.len().div_ceil(cores);
+    let mut rest = headers;
+    let mut tasks = Vec::with_capacity(cores);
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        let part = std::mem::replace(&mut rest, tail);
+        tasks.push(tokio::task::spawn_blocking(move || part.into_iter().map(encode).collect::<Vec<_>>()));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(part) => out.extend(part),
+            // A panic in the parser: the FETCH loop finds no header for
+            // those messages and reads them whole instead.
+            Err(e) => tracing::warn!(error = %e, "envelope task failed"),
+        }
+    }
+    out
+}
+
 /// True when answering `item` sets `\Seen` (RFC 9051 §6.4.5: BODY[...]
 /// and BINARY[...] without PEEK, RFC822, RFC822.TEXT).
 fn sets_seen(item: &FetchItem) -> bool {
@@ -140,7 +180,8 @@ impl Session<'_> {
         let mut headers = if bytes_needed && req.items.iter().all(header_only) {
             let uids: Vec<Uid> = msgs.iter().map(|(_, m)| m.uid).collect();
             match store.headers(view.mailbox, &uids).await {
-                Ok(h) => h.into_iter().peekable(),
+                Ok(h) if req.items.contains(&FetchItem::Envelope) => envelopes(h).await.into_iter().peekable(),
+                Ok(h) => h.into_iter().map(|(uid, h)| (uid, h, None)).collect::<Vec<_>>().into_iter().peekable(),
                 Err(e) => return Ok(store_failure(&e)),
             }
         } else {
@@ -148,9 +189,11 @@ impl Session<'_> {
         };
         let mut raw = Vec::new();
         for (i, m) in msgs {
-            while headers.next_if(|(uid, _)| *uid < m.uid).is_some() {}
-            if let Some((_, header)) = headers.next_if(|(uid, h)| *uid == m.uid && !h.is_empty()) {
+            while headers.next_if(|(uid, _, _)| *uid < m.uid).is_some() {}
+            let mut envelope = None;
+            if let Some((_, header, env)) = headers.next_if(|(uid, h, _)| *uid == m.uid && !h.is_empty()) {
                 raw = header;
+                envelope = env;
             } else if bytes_needed {
                 match store.read_blob(&m.blob, &mut raw).await {
                     Ok(true) => {}
@@ -203,8 +246,11 @@ impl Session<'_> {
                         wrote_modseq = true;
                     }
                     FetchItem::Envelope => {
-                        let mut enc = Vec::new();
-                        write_envelope(&mut enc, &parsed.envelope());
+                        let enc = envelope.take().unwrap_or_else(|| {
+                            let mut enc = Vec::new();
+                            write_envelope(&mut enc, &parsed.envelope());
+                            enc
+                        });
                         f.item("ENVELOPE", &enc);
                     }
                     FetchItem::BodyStructure | FetchItem::Body => {
