@@ -246,20 +246,14 @@ async fn run(cli: Cli) -> Result<()> {
         // Checks the size against the header block before anything starts.
         MessageTemplate::new(common.size, 1)?;
     }
-    if cfg!(debug_assertions) {
-        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
-    }
-
-    let binary = server::locate_binary(common.run.server.as_deref())?;
     let mode = if source.is_some() { "smtp-source" } else { "smtp" };
-    println!(
-        "mailroom-bench {mode}: {} connections, {} messages of {} octets, {} run(s)",
-        common.connections, common.messages, common.size, common.run.runs
-    );
-    println!("server binary: {}{}", binary.display(), age(&binary));
-    if binary.components().any(|c| c.as_os_str() == "debug") {
-        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
-    }
+    let binary = server_binary(
+        common.run.server.as_deref(),
+        format!(
+            "mailroom-bench {mode}: {} connections, {} messages of {} octets, {} run(s)",
+            common.connections, common.messages, common.size, common.run.runs
+        ),
+    )?;
     let setup = ServerSetup {
         binary,
         parent_dir: common.run.dir.clone(),
@@ -316,23 +310,18 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
     ensure!((1..=MAX_RUNS).contains(&args.run.runs), "--runs must be 1..={MAX_RUNS}");
     ensure!(args.run.timeout > 0, "--timeout must be positive");
     let sizes = mailbox::sizes(args.messages, args.total_size)?;
-    if cfg!(debug_assertions) {
-        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
-    }
-    let binary = server::locate_binary(args.run.server.as_deref())?;
-    println!(
-        "mailroom-bench pop3: {} messages, {} octets in total ({:.1} MB), {} idle sessions, window {}, {} run(s)",
-        args.messages,
-        args.total_size,
-        args.total_size as f64 / 1e6,
-        args.idle_sessions,
-        args.window,
-        args.run.runs
-    );
-    println!("server binary: {}{}", binary.display(), age(&binary));
-    if binary.components().any(|c| c.as_os_str() == "debug") {
-        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
-    }
+    let binary = server_binary(
+        args.run.server.as_deref(),
+        format!(
+            "mailroom-bench pop3: {} messages, {} octets in total ({:.1} MB), {} idle sessions, window {}, {} run(s)",
+            args.messages,
+            args.total_size,
+            args.total_size as f64 / 1e6,
+            args.idle_sessions,
+            args.window,
+            args.run.runs
+        ),
+    )?;
     let setup = ServerSetup {
         binary,
         parent_dir: args.run.dir.clone(),
@@ -375,24 +364,19 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
     ensure!((1..=MAX_RUNS).contains(&args.run.runs), "--runs must be 1..={MAX_RUNS}");
     ensure!(args.run.timeout > 0, "--timeout must be positive");
     let sizes = mailbox::sizes(args.messages, args.total_size)?;
-    if cfg!(debug_assertions) {
-        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
-    }
-    let binary = server::locate_binary(args.run.server.as_deref())?;
-    println!(
-        "mailroom-bench imap: {} messages, {} octets in total ({:.1} MB), window {}, {} one at a time, {} idle sessions, {} run(s)",
-        args.messages,
-        args.total_size,
-        args.total_size as f64 / 1e6,
-        args.window,
-        args.strict_messages,
-        args.idle_sessions,
-        args.run.runs
-    );
-    println!("server binary: {}{}", binary.display(), age(&binary));
-    if binary.components().any(|c| c.as_os_str() == "debug") {
-        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
-    }
+    let binary = server_binary(
+        args.run.server.as_deref(),
+        format!(
+            "mailroom-bench imap: {} messages, {} octets in total ({:.1} MB), window {}, {} one at a time, {} idle sessions, {} run(s)",
+            args.messages,
+            args.total_size,
+            args.total_size as f64 / 1e6,
+            args.window,
+            args.strict_messages,
+            args.idle_sessions,
+            args.run.runs
+        ),
+    )?;
     let setup = ServerSetup {
         binary,
         parent_dir: args.run.dir.clone(),
@@ -562,6 +546,21 @@ fn describe_dir(server: &BenchServer, run: usize) {
 }
 
 /// ` (built N min ago)` for a file, or nothing if its time is unknown.
+/// Finds the server binary and says which it is, warning when either the
+/// client or the server is a debug build; `banner` describes the mode's run.
+fn server_binary(explicit: Option<&std::path::Path>, banner: String) -> Result<std::path::PathBuf> {
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: this is a debug build of mailroom-bench; the client may be the bottleneck (use --release)");
+    }
+    let binary = server::locate_binary(explicit)?;
+    println!("{banner}");
+    println!("server binary: {}{}", binary.display(), age(&binary));
+    if binary.components().any(|c| c.as_os_str() == "debug") {
+        println!("WARNING: the server binary looks like a debug build; figures will not reflect a release build");
+    }
+    Ok(binary)
+}
+
 fn age(path: &std::path::Path) -> String {
     let Ok(elapsed) = std::fs::metadata(path).and_then(|m| m.modified()).map(|t| t.elapsed()) else {
         return String::new();
