@@ -7,13 +7,14 @@
 //! its headers or text, and then analysed once for all such keys.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mailroom_imap_proto::Server;
 use mailroom_imap_proto::command::{Date, Flag, Search, SearchKey};
 use mailroom_imap_proto::message::ParsedMessage;
 use mailroom_imap_proto::response::{self, Esearch};
-use mailroom_store::MailStore;
+use mailroom_store::{MailStore, StoreError};
 use mailroom_types::{Flags, Uid};
 
 use crate::selected::Msg;
@@ -58,82 +59,34 @@ impl Session<'_> {
         let count = view.len() as u32;
         let max_uid = view.max_uid();
         let live: Vec<usize> = (0..view.len()).filter(|&i| !view.is_gone(view.uid_at(i))).collect();
-        let msgs: Vec<(usize, Option<Msg>)> = if needs_meta(&search.key) {
-            match view.load(store, &live).await {
-                Ok(m) => m.into_iter().map(|(i, m)| (i, Some(m))).collect(),
+        let found = if needs_body(&search.key) {
+            // Every message's text: read and matched on the store's read
+            // threads, all cores at once.
+            let loaded = match view.load(store, &live).await {
+                Ok(m) => m,
+                Err(e) => return store_failure(&e),
+            };
+            let blobs = loaded.iter().map(|(_, m)| m.blob.clone()).collect();
+            let scan = Arc::new(Scan { key: search.key.clone(), subjects, loaded, count, max_uid, now });
+            let visit = Arc::clone(&scan);
+            match store.scan_blobs(blobs, move |i, raw| visit.matches(i, raw)).await {
+                Ok(hits) => scan
+                    .loaded
+                    .iter()
+                    .zip(hits)
+                    .filter(|(_, hit)| *hit)
+                    .map(|((i, m), _)| (*i as u32 + 1, m.uid, Some(m.modseq.0)))
+                    .collect(),
                 Err(e) => return store_failure(&e),
             }
         } else {
-            live.iter().map(|&i| (i, None)).collect()
-        };
-        // Which messages need their header or text read: all of them for
-        // keys the caches cannot answer; else only those whose cached
-        // subject was clipped.
-        let content = needs_content(&search.key);
-        let body = needs_body(&search.key);
-        let wanted: Option<HashSet<Uid>> =
-            (!content).then(|| subjects.values().flat_map(|(_, maybe)| maybe.iter().copied()).collect());
-        let mut headers = if !body && wanted.as_ref().is_none_or(|w| !w.is_empty()) {
-            let uids: Vec<Uid> = msgs
-                .iter()
-                .map(|&(i, _)| view.uid_at(i))
-                .filter(|u| wanted.as_ref().is_none_or(|w| w.contains(u)))
-                .collect();
-            match store.headers(view.mailbox, &uids).await {
-                Ok(h) => h.into_iter().peekable(),
+            match self.search_headers(search, subjects, &live, now).await {
+                Ok(found) => found,
                 Err(e) => return store_failure(&e),
             }
-        } else {
-            Vec::new().into_iter().peekable()
         };
-        let mut raw = Vec::new();
-        let mut found: Vec<(u32, Uid, Option<&Msg>)> = Vec::new();
-        for (i, msg) in &msgs {
-            let seq = *i as u32 + 1;
-            let uid = view.uid_at(*i);
-            let read_needed = content || wanted.as_ref().is_some_and(|w| w.contains(&uid));
-            while headers.next_if(|(u, _)| *u < uid).is_some() {}
-            let header = headers.next_if(|(u, h)| *u == uid && !h.is_empty()).map(|(_, h)| h);
-            let read = match header {
-                Some(h) => {
-                    raw = h;
-                    Ok(true)
-                }
-                None if read_needed => match msg {
-                    Some(m) => store.read_blob(&m.blob, &mut raw).await,
-                    None => match store.message(view.mailbox, uid).await {
-                        Ok(Some(m)) => store.read_blob(&m.blob, &mut raw).await,
-                        Ok(None) => Ok(false),
-                        Err(e) => Err(e),
-                    },
-                },
-                None => Ok(false),
-            };
-            let read = match read {
-                Ok(r) => r,
-                Err(e) => return store_failure(&e),
-            };
-            let parsed = (read_needed && read).then(|| ParsedMessage::new(&raw));
-            let c = Candidate {
-                seq,
-                uid,
-                msg: msg.as_ref(),
-                count,
-                max_uid,
-                now,
-                parsed: parsed.as_ref(),
-                subjects: &subjects,
-            };
-            if (!read_needed || read) && eval(&search.key, &c) {
-                found.push((seq, uid, msg.as_ref()));
-            }
-        }
         let numbers: Vec<u32> = found.iter().map(|(seq, uid, _)| if search.uid { uid.get() } else { *seq }).collect();
-        let modseq = search
-            .key
-            .uses_modseq()
-            .then(|| found.iter().filter_map(|(_, _, m)| m.map(|m| m.modseq.0)).max())
-            .flatten();
+        let modseq = search.key.uses_modseq().then(|| found.iter().filter_map(|&(_, _, m)| m).max()).flatten();
         let out = server.output_mut();
         match search.ret {
             None if !rev2 => response::search(out, &numbers, modseq),
@@ -153,6 +106,115 @@ impl Session<'_> {
             }
         }
         Outcome::ok(if search.uid { "UID SEARCH completed" } else { "SEARCH completed" })
+    }
+}
+
+/// A SEARCH that reads every message's text, shared with the store's
+/// read threads.
+struct Scan {
+    key: SearchKey,
+    subjects: Subjects,
+    /// The live messages, with their sequence-number index.
+    loaded: Vec<(usize, Msg)>,
+    count: u32,
+    max_uid: u32,
+    now: SystemTime,
+}
+
+impl Scan {
+    /// Whether `loaded[i]`, whose bytes are `raw`, matches; a message
+    /// whose bytes are gone (expunged meanwhile) matches nothing.
+    fn matches(&self, i: usize, raw: Option<&[u8]>) -> bool {
+        let Some(raw) = raw else { return false };
+        let (index, msg) = &self.loaded[i];
+        let parsed = ParsedMessage::new(raw);
+        let c = Candidate {
+            seq: *index as u32 + 1,
+            uid: msg.uid,
+            msg: Some(msg),
+            count: self.count,
+            max_uid: self.max_uid,
+            now: self.now,
+            parsed: Some(&parsed),
+            subjects: &self.subjects,
+        };
+        eval(&self.key, &c)
+    }
+}
+
+impl Session<'_> {
+    /// A SEARCH whose keys need no message text: metadata from the
+    /// store's index, headers from its header sections, SUBJECT from its
+    /// header cache. Returns sequence number, UID and modseq of each match.
+    async fn search_headers(
+        &self,
+        search: &Search,
+        subjects: Subjects,
+        live: &[usize],
+        now: SystemTime,
+    ) -> Result<Vec<(u32, Uid, Option<u64>)>, StoreError> {
+        let store = &self.ctx.store;
+        let view = self.selected.as_ref().expect("a SEARCH runs in the selected state");
+        let (count, max_uid) = (view.len() as u32, view.max_uid());
+        let msgs: Vec<(usize, Option<Msg>)> = if needs_meta(&search.key) {
+            view.load(store, live).await?.into_iter().map(|(i, m)| (i, Some(m))).collect()
+        } else {
+            live.iter().map(|&i| (i, None)).collect()
+        };
+        // Which messages need their header read: all of them for keys the
+        // caches cannot answer; else only those whose cached subject was
+        // clipped.
+        let content = needs_content(&search.key);
+        let wanted: Option<HashSet<Uid>> =
+            (!content).then(|| subjects.values().flat_map(|(_, maybe)| maybe.iter().copied()).collect());
+        let mut headers = if wanted.as_ref().is_none_or(|w| !w.is_empty()) {
+            let uids: Vec<Uid> = msgs
+                .iter()
+                .map(|&(i, _)| view.uid_at(i))
+                .filter(|u| wanted.as_ref().is_none_or(|w| w.contains(u)))
+                .collect();
+            store.headers(view.mailbox, &uids).await?.into_iter().peekable()
+        } else {
+            Vec::new().into_iter().peekable()
+        };
+        let mut raw = Vec::new();
+        let mut found = Vec::new();
+        for (i, msg) in &msgs {
+            let seq = *i as u32 + 1;
+            let uid = view.uid_at(*i);
+            let read_needed = content || wanted.as_ref().is_some_and(|w| w.contains(&uid));
+            while headers.next_if(|(u, _)| *u < uid).is_some() {}
+            let header = headers.next_if(|(u, h)| *u == uid && !h.is_empty()).map(|(_, h)| h);
+            let read = match header {
+                Some(h) => {
+                    raw = h;
+                    true
+                }
+                None if read_needed => match msg {
+                    Some(m) => store.read_blob(&m.blob, &mut raw).await?,
+                    None => match store.message(view.mailbox, uid).await? {
+                        Some(m) => store.read_blob(&m.blob, &mut raw).await?,
+                        None => false,
+                    },
+                },
+                None => false,
+            };
+            let parsed = (read_needed && read).then(|| ParsedMessage::new(&raw));
+            let c = Candidate {
+                seq,
+                uid,
+                msg: msg.as_ref(),
+                count,
+                max_uid,
+                now,
+                parsed: parsed.as_ref(),
+                subjects: &subjects,
+            };
+            if (!read_needed || read) && eval(&search.key, &c) {
+                found.push((seq, uid, msg.as_ref().map(|m| m.modseq.0)));
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -72,6 +72,7 @@ where
     visible_from_fresh_handle(&open).await;
     blobs_deleted_when_unreferenced(&open).await;
     inline_content_lives_and_dies_with_its_rows(&open).await;
+    scan_blobs_visits_each_in_order(&open).await;
     header_sections_kept_apart(&open).await;
     uids_keywords_and_subject_search(&open).await;
     orphan_blobs_are_swept(&open).await;
@@ -750,6 +751,41 @@ pub async fn inline_content_lives_and_dies_with_its_rows(open: &impl OpenStore) 
     assert!(read(&store, appended.content.blob()).await.is_some());
     store.delete_account(&addr("a@inline.test")).await.expect("delete a");
     assert!(read(&store, appended.content.blob()).await.is_none(), "an account's content goes with it");
+}
+
+/// `scan_blobs` reads inline and file content alike, answers in the order
+/// asked (whatever thread visited each), and reports a gone blob as such.
+pub async fn scan_blobs_visits_each_in_order(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "scan.test").await;
+    let a = add_account(&store, "a@scan.test").await;
+    let inbox_a = inbox(&store, a).await.id;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let m = if i % 10 == 3 {
+            file_message(&store, &format!("scan {i}"))
+        } else {
+            message(&store, &format!("scan {i}"))
+        };
+        ids.push(m.content.blob().clone());
+        store.deliver(&m, &[a]).await.expect("deliver");
+    }
+    let gone = store.messages(inbox_a).await.expect("list")[50].uid;
+    store.expunge(inbox_a, &[gone]).await.expect("expunge");
+    barrier(&store, inbox_a).await;
+    let seen = store
+        .scan_blobs(ids.clone(), |i, bytes| (i, bytes.map(|b| String::from_utf8_lossy(b).into_owned())))
+        .await
+        .expect("scan");
+    assert_eq!(seen.len(), 100);
+    for (i, (index, text)) in seen.into_iter().enumerate() {
+        assert_eq!(index, i, "in the order asked");
+        match text {
+            None => assert_eq!(i, 50, "only the expunged message's blob is gone"),
+            Some(t) => assert_eq!(t, format!("Subject: scan {i}\r\n\r\nHello.\r\n")),
+        }
+    }
+    assert!(store.scan_blobs(Vec::new(), |_, _| ()).await.expect("empty scan").is_empty());
 }
 
 /// Header sections are kept apart for inline and file content alike,

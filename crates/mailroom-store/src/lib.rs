@@ -314,6 +314,16 @@ pub trait MailStore: Send + Sync + 'static {
     /// caller reading many messages reuses one warm buffer). `false` when
     /// the blob no longer exists: its last message was expunged.
     fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> impl Future<Output = Result<bool>> + Send;
+    /// Reads each of `blobs` and calls `visit` with its index in `blobs`
+    /// and its bytes (`None` when the blob no longer exists); the results
+    /// come back in `blobs`' order. The reads and the visits run on the
+    /// store's read threads, several at once, so that work over a whole
+    /// mailbox (a SEARCH of its text) uses every core and never an async
+    /// thread. Each blob is in memory only while it is visited.
+    fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> impl Future<Output = Result<Vec<T>>> + Send
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<&[u8]>) -> T + Send + Sync + 'static;
 
     /// Where large messages' bytes are written (see [`NewContent`]).
     fn blobs(&self) -> &BlobStore;
@@ -469,6 +479,13 @@ impl MailStore for AnyStore {
     }
     async fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
         dispatch!(self, s => s.read_blob(id, buf).await)
+    }
+    async fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<&[u8]>) -> T + Send + Sync + 'static,
+    {
+        dispatch!(self, s => s.scan_blobs(blobs, visit).await)
     }
     fn blobs(&self) -> &BlobStore {
         dispatch!(self, s => s.blobs())

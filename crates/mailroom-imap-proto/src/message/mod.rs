@@ -49,7 +49,7 @@ pub struct ParsedMessage<'a> {
     header: Range<usize>,
     tree: OnceCell<mime::Part>,
     header_text: OnceCell<String>,
-    body_texts: OnceCell<Vec<String>>,
+    body_texts: OnceCell<Vec<search::BodyText>>,
 }
 
 impl<'a> ParsedMessage<'a> {

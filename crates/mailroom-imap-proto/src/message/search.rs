@@ -10,6 +10,7 @@
 //! part at most once.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use mail_parser::HeaderValue;
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -17,7 +18,7 @@ use mail_parser::parsers::MessageStream;
 
 use super::ParsedMessage;
 use super::extract::decode_body;
-use super::mime::{Part, PartKind, fields};
+use super::mime::{Cte, Part, PartKind, fields};
 
 /// The date of a `Date:` header, in the header's own time zone, as
 /// SENTBEFORE/SENTON/SENTSINCE compare it (RFC 9051 §6.4.4: "disregarding
@@ -66,14 +67,23 @@ impl ParsedMessage<'_> {
 
     /// See [`body_contains`].
     pub fn body_contains(&self, needle: &str) -> bool {
-        let needle = fold(needle);
-        self.body_texts().iter().any(|t| contains(t, &needle))
+        self.body_has(&fold(needle))
     }
 
     /// See [`text_contains`].
     pub fn text_contains(&self, needle: &str) -> bool {
         let folded = fold(needle);
-        contains(self.header_text(), &folded) || self.body_texts().iter().any(|t| contains(t, &folded))
+        contains(self.header_text(), &folded) || self.body_has(&folded)
+    }
+
+    /// Whether some text part contains the folded needle.
+    fn body_has(&self, folded: &str) -> bool {
+        self.body_texts().iter().any(|t| match t {
+            // Folding ASCII text leaves it ASCII, so only an ASCII needle
+            // can be in it.
+            BodyText::Ascii(range) => folded.is_ascii() && contains_ascii_nocase(&self.raw[range.clone()], folded),
+            BodyText::Folded(text) => contains(text, folded),
+        })
     }
 
     /// See [`sent_date`].
@@ -108,7 +118,7 @@ impl ParsedMessage<'_> {
     }
 
     /// Every text part's decoded, case-folded content, computed once.
-    fn body_texts(&self) -> &[String] {
+    fn body_texts(&self) -> &[BodyText] {
         self.body_texts.get_or_init(|| {
             let mut out = Vec::new();
             collect_texts(self.raw, self.tree(), &mut out);
@@ -117,27 +127,48 @@ impl ParsedMessage<'_> {
     }
 }
 
+/// A text part's content as searches see it.
+#[derive(Debug)]
+pub(super) enum BodyText {
+    /// Unencoded ASCII text in an ASCII-compatible charset: its decoded
+    /// form is the raw octets in this range of the message, searched in
+    /// place with ASCII case folding (most mail, and no copy of it).
+    Ascii(Range<usize>),
+    /// Anything else, decoded and case-folded.
+    Folded(String),
+}
+
 /// Walks the tree (including encapsulated messages) for text leaves.
-fn collect_texts(raw: &[u8], part: &Part, out: &mut Vec<String>) {
+fn collect_texts(raw: &[u8], part: &Part, out: &mut Vec<BodyText>) {
     match &part.kind {
         PartKind::Multipart(children) => children.iter().for_each(|c| collect_texts(raw, c, out)),
         PartKind::Message(inner) => collect_texts(raw, inner, out),
         PartKind::Leaf if part.info.is_type("text") => {
+            let charset = part.info.param("charset");
+            let body = &raw[part.body.clone()];
+            if matches!(part.info.cte(), Cte::Identity) && charset.is_none_or(utf8_like) && body.is_ascii() {
+                out.push(BodyText::Ascii(part.body.clone()));
+                return;
+            }
             // An unknown transfer encoding is searched as it stands.
-            let bytes = decode_body(raw, part).unwrap_or(Cow::Borrowed(&raw[part.body.clone()]));
-            let text = decode_charset(&bytes, part.info.param("charset"));
-            out.push(fold(&text).into_owned());
+            let bytes = decode_body(raw, part).unwrap_or(Cow::Borrowed(body));
+            let text = decode_charset(&bytes, charset);
+            out.push(BodyText::Folded(fold(&text).into_owned()));
         }
         PartKind::Leaf => {}
     }
 }
 
+/// Whether a charset decodes like UTF-8 (and so ASCII as ASCII).
+fn utf8_like(charset: &[u8]) -> bool {
+    charset.eq_ignore_ascii_case(b"utf-8")
+        || charset.eq_ignore_ascii_case(b"utf8")
+        || charset.eq_ignore_ascii_case(b"us-ascii")
+}
+
 /// Text in `charset` as a string; UTF-8 (lossily) when the charset is
 /// absent, ASCII-compatible or unknown.
 fn decode_charset<'b>(bytes: &'b [u8], charset: Option<&[u8]>) -> Cow<'b, str> {
-    let utf8_like = |c: &[u8]| {
-        c.eq_ignore_ascii_case(b"utf-8") || c.eq_ignore_ascii_case(b"utf8") || c.eq_ignore_ascii_case(b"us-ascii")
-    };
     match charset {
         Some(c) if !utf8_like(c) => match charset_decoder(c) {
             Some(decode) => Cow::Owned(decode(bytes)),
@@ -162,15 +193,85 @@ fn decode_header_value(value: &[u8]) -> String {
 }
 
 /// Case folding for matching: ASCII lowercase when that is all there is,
-/// else Unicode lowercase.
+/// else Unicode lowercase of each character on its own (no context rules
+/// such as the final sigma), so that folding a text folds every substring
+/// of it the same way.
 fn fold(s: &str) -> Cow<'_, str> {
     if s.is_ascii() {
         if s.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(s.to_ascii_lowercase()) } else { Cow::Borrowed(s) }
     } else {
-        Cow::Owned(s.to_lowercase())
+        Cow::Owned(s.chars().flat_map(char::to_lowercase).collect())
     }
 }
 
 fn contains(haystack: &str, needle: &str) -> bool {
     memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some()
+}
+
+/// How much of an ASCII text [`contains_ascii_nocase`] lowercases at once.
+const FOLD_CHUNK: usize = 16 * 1024;
+
+/// Whether ASCII `haystack`, lowercased, contains `needle` (lowercase
+/// already). Lowercases a chunk at a time into a stack buffer and searches
+/// it with memchr's SIMD finder: no allocation, and a speed close to that
+/// of a plain substring search.
+fn contains_ascii_nocase(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    if needle.is_empty() {
+        return true;
+    }
+    if !needle.iter().any(u8::is_ascii_alphabetic) {
+        return memchr::memmem::find(haystack, needle).is_some();
+    }
+    if needle.len() > FOLD_CHUNK / 2 {
+        return memchr::memmem::find(&haystack.to_ascii_lowercase(), needle).is_some();
+    }
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut buf = [0u8; FOLD_CHUNK];
+    let mut start = 0;
+    loop {
+        let end = (start + FOLD_CHUNK).min(haystack.len());
+        let lower = &mut buf[..end - start];
+        for (to, from) in lower.iter_mut().zip(&haystack[start..end]) {
+            *to = from.to_ascii_lowercase();
+        }
+        if finder.find(lower).is_some() {
+            return true;
+        }
+        if end == haystack.len() {
+            return false;
+        }
+        // Overlap by one octet less than the needle, so that no match
+        // straddling two chunks is missed.
+        start = end - (needle.len() - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_ascii_search_finds_matches_across_chunk_edges() {
+        let needle = "zanzibar";
+        for at in [0, 1, FOLD_CHUNK - 8, FOLD_CHUNK - 5, FOLD_CHUNK - 1, FOLD_CHUNK, 2 * FOLD_CHUNK - 3, 40_000] {
+            let mut hay = vec![b'a'; 3 * FOLD_CHUNK];
+            hay[at..at + needle.len()].copy_from_slice(b"ZanZIBar");
+            assert!(contains_ascii_nocase(&hay, needle), "at {at}");
+            hay[at] = b'x';
+            assert!(!contains_ascii_nocase(&hay, needle), "at {at}");
+        }
+        assert!(contains_ascii_nocase(b"", ""));
+        assert!(!contains_ascii_nocase(b"", "a"));
+        assert!(contains_ascii_nocase(b"price: 42.50", "42.5"));
+        assert!(!contains_ascii_nocase(b"short", "longer than it"));
+    }
+
+    #[test]
+    fn folding_is_per_character() {
+        // The final-sigma rule would fold a word-final capital sigma to
+        // a different letter than the same sigma standing alone.
+        assert_eq!(fold("ΟΔΟΣ"), "οδοσ");
+        assert!(contains(&fold("ΟΔΟΣ ΕΝΑ"), &fold("Σ")));
+    }
 }

@@ -446,6 +446,41 @@ fn search_decodes_encoded_words_and_bodies() {
     assert!(text_contains(&raw, "andré"));
 }
 
+/// Plain ASCII parts are searched in place, other parts decoded: both
+/// fold case the same way, and a needle that folds to ASCII (the Kelvin
+/// sign folds to `k`) is found in either.
+#[test]
+fn search_treats_ascii_and_decoded_parts_alike() {
+    let raw = crlf(
+        "Subject: parts\n\
+Content-Type: multipart/mixed; boundary=b\n\
+\n\
+--b\n\
+Content-Type: text/plain; charset=us-ascii\n\
+\n\
+Meet at the KIOSK on Monday\n\
+--b\n\
+Content-Type: text/plain; charset=utf-8\n\
+Content-Transfer-Encoding: 8bit\n\
+\n\
+Straße 5, Zürich\n\
+--b\n\
+Content-Type: text/plain; charset=iso-2022-jp\n\
+\n\
+plain words\n\
+--b--\n",
+    );
+    let m = ParsedMessage::new(&raw);
+    assert!(m.body_contains("kiosk on monday"));
+    assert!(m.body_contains("\u{212A}IOSK"), "the Kelvin sign folds to k");
+    assert!(!m.body_contains("STRASSE"), "folding is lowercase, not full case folding (ß stays)");
+    assert!(m.body_contains("STRAßE"));
+    assert!(m.body_contains("ZÜRICH"));
+    assert!(!m.body_contains("zürich monday"), "no match across parts");
+    assert!(m.body_contains("plain words"), "an ASCII body in another charset is decoded");
+    assert!(!m.body_contains("é"));
+}
+
 #[test]
 fn sent_date_is_in_the_header_zone() {
     let raw = crlf(SEARCHABLE);

@@ -404,6 +404,51 @@ impl MailStore for SqliteStore {
         }
     }
 
+    async fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<&[u8]>) -> T + Send + Sync + 'static,
+    {
+        /// Blobs a worker claims at once: few enough that the workers
+        /// finish together, enough that claiming costs nothing.
+        const CLAIM: usize = 16;
+        let count = blobs.len();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.min(count.div_ceil(CLAIM));
+        let (blobs, files) = (Arc::new(blobs), self.inner.blobs.clone());
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let parts = self
+            .inner
+            .readers
+            .read_parallel(workers, move |conn| {
+                let (mut out, mut buf) = (Vec::new(), Vec::new());
+                loop {
+                    let start = next.fetch_add(CLAIM, std::sync::atomic::Ordering::Relaxed);
+                    if start >= count {
+                        return Ok(out);
+                    }
+                    for (i, id) in blobs.iter().enumerate().take((start + CLAIM).min(count)).skip(start) {
+                        // Each read is one statement, in a snapshot of its
+                        // own, as `read_blob` does.
+                        let found = messages::read_inline(conn, id, &mut buf)?
+                            || match files.read_into(id, &mut buf) {
+                                Ok(()) => true,
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                                Err(e) => return Err(e.into()),
+                            };
+                        out.push((i, visit(i, found.then_some(buf.as_slice()))));
+                    }
+                }
+            })
+            .await?;
+        let mut all: Vec<(usize, T)> = parts.into_iter().flatten().collect();
+        all.sort_unstable_by_key(|&(i, _)| i);
+        Ok(all.into_iter().map(|(_, t)| t).collect())
+    }
+
     fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }

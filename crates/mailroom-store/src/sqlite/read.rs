@@ -53,6 +53,27 @@ impl ReadPool {
         task.await.map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))?
     }
 
+    /// Runs `work` on `workers` pooled connections at once in the blocking
+    /// thread pool, for reads that grow with a mailbox and can share
+    /// their rows out between threads; the results in no set order.
+    pub(crate) async fn read_parallel<T, F>(self: &Arc<Self>, workers: usize, work: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> Result<T> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers.clamp(1, READERS) {
+            let (pool, work) = (Arc::clone(self), Arc::clone(&work));
+            tasks.spawn(async move { pool.read(move |conn| work(conn)).await });
+        }
+        let mut out = Vec::with_capacity(workers);
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))??);
+        }
+        Ok(out)
+    }
+
     /// Runs a point lookup (an indexed read of a few rows) on the calling
     /// thread when a connection is free, else like [`ReadPool::read`].
     ///
