@@ -519,7 +519,9 @@ impl RssSampler {
 /// Opens the store in `data_dir` directly (the server must not be running)
 /// and finds alice's account.
 pub async fn open_recipient(data_dir: &Path) -> Result<(AnyStore, AccountRecord)> {
-    let options = StoreOptions::new(data_dir, Arc::new(SystemClock));
+    // As the server opens it, so stored messages carry what it keeps.
+    let options = StoreOptions::new(data_dir, Arc::new(SystemClock))
+        .with_summarizer(Arc::new(mailroom_imap_proto::message::envelope_summary));
     let store =
         AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let address = Address::parse(RECIPIENT).with_context(|| format!("bad address {RECIPIENT}"))?;

@@ -17,11 +17,12 @@ use std::io;
 use mailroom_imap_proto::Server;
 use mailroom_imap_proto::command::{FetchItem, InternalDate};
 use mailroom_imap_proto::message::{
-    BinaryError, ParsedMessage, Section, SectionText, apply_partial, write_body_structure, write_envelope,
+    BinaryError, ParsedMessage, Section, SectionText, apply_partial, summary_envelope, write_body_structure,
+    write_envelope,
 };
 use mailroom_imap_proto::response::{self, Code, FetchResponse};
 use mailroom_imap_proto::sequence::SequenceSet;
-use mailroom_store::{FlagOp, MailStore};
+use mailroom_store::{FlagOp, MailStore, Summary};
 use mailroom_types::{Flags, ModSeq, Uid};
 use tokio::io::AsyncWrite;
 
@@ -65,24 +66,32 @@ fn header_only(item: &FetchItem) -> bool {
 /// written; above it, on every core first.
 const PARALLEL_ENVELOPES: usize = 256;
 
-/// The header sections with each message's encoded ENVELOPE, computed on
-/// all cores: FETCH of a mailbox's ENVELOPEs is what a client's first
-/// look at a large mailbox costs, and parsing the headers is most of it.
-async fn envelopes(headers: Vec<(Uid, Vec<u8>)>) -> Vec<(Uid, Vec<u8>, Option<Vec<u8>>)> {
-    let encode = |(uid, header): (Uid, Vec<u8>)| {
-        let mut enc = Vec::new();
-        if !header.is_empty() {
+/// Each message's encoded ENVELOPE beside its header section: those the
+/// store kept ([`Summary::Kept`]) as they are, the others computed from
+/// their header sections, on all cores when there are many. FETCH of a
+/// mailbox's ENVELOPEs is what a client's first look at a large mailbox
+/// costs.
+async fn envelopes(summaries: Vec<(Uid, Summary)>) -> Vec<(Uid, Vec<u8>, Option<Vec<u8>>)> {
+    let encode = |(uid, summary): (Uid, Summary)| match summary {
+        Summary::Kept(s) => match summary_envelope(&s) {
+            Some(enc) => (uid, Vec::new(), Some(enc.to_vec())),
+            // Made by another version: the FETCH reads the message whole.
+            None => (uid, Vec::new(), None),
+        },
+        Summary::Header(header) if header.is_empty() => (uid, header, None),
+        Summary::Header(header) => {
+            let mut enc = Vec::new();
             write_envelope(&mut enc, &ParsedMessage::new(&header).envelope());
+            (uid, header, Some(enc))
         }
-        let enc = (!header.is_empty()).then_some(enc);
-        (uid, header, enc)
     };
+    let to_compute = summaries.iter().filter(|(_, s)| matches!(s, Summary::Header(h) if !h.is_empty())).count();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if headers.len() < PARALLEL_ENVELOPES || cores < 2 {
-        return headers.into_iter().map(encode).collect();
+    if to_compute < PARALLEL_ENVELOPES || cores < 2 {
+        return summaries.into_iter().map(encode).collect();
     }
-    let chunk = headers.len().div_ceil(cores);
-    let mut rest = headers;
+    let chunk = summaries.len().div_ceil(cores);
+    let mut rest = summaries;
     let mut tasks = Vec::with_capacity(cores);
     while !rest.is_empty() {
         let tail = rest.split_off(chunk.min(rest.len()));
@@ -177,10 +186,19 @@ impl Session<'_> {
         }
         let with_modseq = req.changed_since.is_some() || style.condstore;
         let bytes_needed = req.items.iter().any(needs_bytes);
-        let mut headers = if bytes_needed && req.items.iter().all(header_only) {
-            let uids: Vec<Uid> = msgs.iter().map(|(_, m)| m.uid).collect();
-            match store.headers(view.mailbox, &uids).await {
-                Ok(h) if req.items.contains(&FetchItem::Envelope) => envelopes(h).await.into_iter().peekable(),
+        let only_envelope = req.items.iter().all(|item| !needs_bytes(item) || *item == FetchItem::Envelope);
+        let uids = || msgs.iter().map(|(_, m)| m.uid).collect::<Vec<Uid>>();
+        let mut headers = if bytes_needed && only_envelope {
+            match store.summaries(view.mailbox, &uids()).await {
+                Ok(s) => envelopes(s).await.into_iter().peekable(),
+                Err(e) => return Ok(store_failure(&e)),
+            }
+        } else if bytes_needed && req.items.iter().all(header_only) {
+            match store.headers(view.mailbox, &uids()).await {
+                Ok(h) if req.items.contains(&FetchItem::Envelope) => {
+                    let h = h.into_iter().map(|(uid, h)| (uid, Summary::Header(h))).collect();
+                    envelopes(h).await.into_iter().peekable()
+                }
                 Ok(h) => h.into_iter().map(|(uid, h)| (uid, h, None)).collect::<Vec<_>>().into_iter().peekable(),
                 Err(e) => return Ok(store_failure(&e)),
             }
@@ -191,7 +209,11 @@ impl Session<'_> {
         for (i, m) in msgs {
             while headers.next_if(|(uid, _, _)| *uid < m.uid).is_some() {}
             let mut envelope = None;
-            if let Some((_, header, env)) = headers.next_if(|(uid, h, _)| *uid == m.uid && !h.is_empty()) {
+            // A header section, or a kept ENVELOPE (which is all the
+            // items need), spares reading the message.
+            if let Some((_, header, env)) =
+                headers.next_if(|(uid, h, env)| *uid == m.uid && (!h.is_empty() || env.is_some()))
+            {
                 raw = header;
                 envelope = env;
             } else if bytes_needed {

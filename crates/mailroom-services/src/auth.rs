@@ -217,8 +217,7 @@ mod tests {
     async fn world() -> (tempfile::TempDir, AnyStore, Arc<FixedClock>, Authenticator) {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(1_795_326_956));
-        let store =
-            AnyStore::open(&StoreOptions { data_dir: dir.path().to_owned(), clock: clock.clone() }).await.unwrap();
+        let store = AnyStore::open(&StoreOptions::new(dir.path(), clock.clone())).await.unwrap();
         store.add_domain(&Domain::parse("example.test").unwrap()).await.unwrap();
         let hash = hash_password(&Secret::new("right".into())).unwrap();
         store.add_account(&Address::parse("alice@example.test").unwrap(), &hash).await.unwrap();

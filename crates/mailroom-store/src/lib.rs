@@ -46,7 +46,7 @@ pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
     HEADER_CACHE_CHARS, HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord,
-    NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, Selection, SpecialUse, SubjectMatches,
+    NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, Selection, SpecialUse, SubjectMatches, Summary,
     header_section,
 };
 pub use sqlite::SqliteStore;
@@ -63,12 +63,30 @@ pub struct StoreOptions {
     /// mailboxes' UIDVALIDITY (RFC 9051 §2.3.1.1) and migration records.
     /// The store never reads the wall clock on its own.
     pub clock: Arc<dyn Clock>,
+    /// Computes the summary kept beside each new message's header section
+    /// (see [`Summarizer`]); `None` keeps none.
+    pub summarize: Option<Summarizer>,
 }
 
+/// A function of a message's header section whose result the store keeps
+/// with it and hands back from [`MailStore::summaries`]: what a protocol
+/// computes from every header of a mailbox at once (IMAP's ENVELOPE), done
+/// once per message when it is stored instead of on every read. Opaque to
+/// the store; the result should say which version of the function made it,
+/// so that a reader can tell a summary made by an older one.
+pub type Summarizer = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 impl StoreOptions {
-    /// Options for the store under `data_dir`, taking time from `clock`.
+    /// Options for the store under `data_dir`, taking time from `clock`,
+    /// keeping no summaries.
     pub fn new(data_dir: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> StoreOptions {
-        StoreOptions { data_dir: data_dir.into(), clock }
+        StoreOptions { data_dir: data_dir.into(), clock, summarize: None }
+    }
+
+    /// The same options, with header summaries computed by `summarize`.
+    pub fn with_summarizer(mut self, summarize: Summarizer) -> StoreOptions {
+        self.summarize = Some(summarize);
+        self
     }
 }
 
@@ -299,6 +317,11 @@ pub trait MailStore: Send + Sync + 'static {
     /// body; an empty one where the store kept none (then read the blob).
     /// Missing UIDs are skipped.
     fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> impl Future<Output = Result<Vec<(Uid, Vec<u8>)>>> + Send;
+    /// The header summaries of `uids` (ascending) in `mailbox` (see
+    /// [`Summarizer`]), each with its UID. A message stored without one
+    /// comes with its header section instead, as [`MailStore::headers`]
+    /// gives it, for the caller to compute what it needs.
+    fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> impl Future<Output = Result<Vec<(Uid, Summary)>>> + Send;
     /// UIDs expunged at a modseq above `since`, ascending (RFC 7162 §3.2.5
     /// VANISHED). Includes the UIDs a move or an INBOX rename took away.
     fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> impl Future<Output = Result<Vec<Uid>>> + Send;
@@ -470,6 +493,9 @@ impl MailStore for AnyStore {
     }
     async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
         dispatch!(self, s => s.headers(mailbox, uids).await)
+    }
+    async fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Summary)>> {
+        dispatch!(self, s => s.summaries(mailbox, uids).await)
     }
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
         dispatch!(self, s => s.vanished_since(mailbox, since).await)

@@ -247,6 +247,16 @@ pub struct Selection {
     pub keywords: Vec<String>,
 }
 
+/// What [`crate::MailStore::summaries`] has for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Summary {
+    /// The summary computed when the message was stored.
+    Kept(Vec<u8>),
+    /// No summary: the header section (empty when that is not kept apart
+    /// either, and the message must be read whole).
+    Header(Vec<u8>),
+}
+
 /// What [`crate::MailStore::search_subject`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectMatches {

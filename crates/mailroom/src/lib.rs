@@ -24,9 +24,10 @@ use tracing::info;
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<AnyStore> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    AnyStore::open(&StoreOptions { data_dir: config.data_dir.clone(), clock })
-        .await
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    // IMAP's ENVELOPE is computed once per message, when it is stored.
+    let options = StoreOptions::new(config.data_dir.clone(), clock)
+        .with_summarizer(Arc::new(mailroom_imap_proto::message::envelope_summary));
+    AnyStore::open(&options).await.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 
 /// Held while a server runs: an exclusive lock on `data_dir/serve.lock`, so

@@ -22,6 +22,7 @@ mod mime;
 mod search;
 mod section;
 mod structure;
+mod summary;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use mime::{MAX_DEPTH, Param};
 pub use search::{SentDate, body_contains, header_contains, sent_date, text_contains};
 pub use section::{Partial, Section, SectionText};
 pub use structure::{Body, BodyStructure, Disposition, SingleKind, SinglePart};
+pub use summary::{envelope_summary, summary_envelope};
 
 /// A stored message analysed at most once, answering any number of FETCH
 /// items and SEARCH keys. The header section is located at once; the MIME

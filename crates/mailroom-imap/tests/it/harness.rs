@@ -63,10 +63,19 @@ impl World {
     /// Failed logins wait 1 ms, doubling up to 4 ms: throttling is real
     /// but the suite stays fast.
     pub async fn new() -> World {
+        World::with_summaries(true).await
+    }
+
+    /// A world whose store keeps ENVELOPE summaries, as the server's does,
+    /// or (`false`) none, as for messages stored by older versions.
+    pub async fn with_summaries(summaries: bool) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
-        let store =
-            AnyStore::open(&StoreOptions { data_dir: dir.path().to_owned(), clock: clock.clone() }).await.unwrap();
+        let mut options = StoreOptions::new(dir.path(), clock.clone());
+        if summaries {
+            options = options.with_summarizer(Arc::new(mailroom_imap_proto::message::envelope_summary));
+        }
+        let store = AnyStore::open(&options).await.unwrap();
         store.add_domain(&Domain::parse("example.test").unwrap()).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
         let auth =

@@ -62,8 +62,7 @@ impl World {
     pub async fn with_delays(base: Duration, max: Duration) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
-        let store =
-            AnyStore::open(&StoreOptions { data_dir: dir.path().to_owned(), clock: clock.clone() }).await.unwrap();
+        let store = AnyStore::open(&StoreOptions::new(dir.path(), clock.clone())).await.unwrap();
         let hash = hash_password(&Secret::new(PASSWORD.into())).unwrap();
         store.add_domain(&Domain::parse("example.test").unwrap()).await.unwrap();
         for u in ["alice", "bob"] {

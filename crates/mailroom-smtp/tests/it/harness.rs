@@ -31,8 +31,7 @@ impl World {
     pub async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
-        let store =
-            AnyStore::open(&StoreOptions { data_dir: dir.path().to_owned(), clock: clock.clone() }).await.unwrap();
+        let store = AnyStore::open(&StoreOptions::new(dir.path(), clock.clone())).await.unwrap();
         let hash = hash_password(&Secret::new("secret".into())).unwrap();
         for d in ["example.test", "catchall.test"] {
             store.add_domain(&Domain::parse(d).unwrap()).await.unwrap();

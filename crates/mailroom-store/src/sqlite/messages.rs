@@ -15,7 +15,8 @@ use rusqlite::{Connection, OptionalExtension};
 use super::convert::{self, Db};
 use super::writer::Effects;
 use crate::{
-    ChangeEvent, ChangeKind, FlagChange, FlagOp, HeaderCache, MessageRecord, NewContent, NewMessage, Result, StoreError,
+    ChangeEvent, ChangeKind, FlagChange, FlagOp, HeaderCache, MessageRecord, NewContent, NewMessage, Result,
+    StoreError, Summary,
 };
 
 /// Takes the next UID of a mailbox and bumps its HIGHESTMODSEQ, returning
@@ -68,7 +69,7 @@ fn insert_message(
 /// Writes inline content into `blob_inline` (once, however many rows will
 /// reference it); a file was made durable by its writer already.
 /// Also keeps the header section apart (`blob_header`) when it is known.
-fn store_content(conn: &Connection, content: &NewContent) -> Result<()> {
+fn store_content(conn: &Connection, content: &NewContent, summary: Option<&[u8]>) -> Result<()> {
     let header = match content {
         NewContent::Inline(id, bytes) => {
             conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
@@ -80,12 +81,52 @@ fn store_content(conn: &Connection, content: &NewContent) -> Result<()> {
         NewContent::File(_, header) => header.as_slice(),
     };
     if !header.is_empty() {
-        conn.prepare_cached("INSERT OR REPLACE INTO blob_header (blob_id, header) VALUES (?1, ?2)")
+        conn.prepare_cached("INSERT OR REPLACE INTO blob_header (blob_id, header, summary) VALUES (?1, ?2, ?3)")
             .db()?
-            .execute((content.blob().as_str(), header))
+            .execute((content.blob().as_str(), header, summary))
             .db()?;
     }
     Ok(())
+}
+
+/// The header summaries of `uids` (ascending) in `mailbox`, or the header
+/// sections of those stored without one. Missing UIDs are skipped.
+pub(crate) fn summaries(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Summary)>> {
+    let mut out = Vec::with_capacity(uids.len());
+    let mut push = |row: &rusqlite::Row<'_>| -> Result<()> {
+        let uid = convert::uid(row.get(0).db()?)?;
+        let summary: Option<Vec<u8>> = row.get(1).db()?;
+        let header: Option<Vec<u8>> = row.get(2).db()?;
+        out.push((uid, summary.map_or_else(|| Summary::Header(header.unwrap_or_default()), Summary::Kept)));
+        Ok(())
+    };
+    // The header is read only when there is no summary.
+    let columns = "m.uid, h.summary, CASE WHEN h.summary IS NULL THEN h.header END
+                   FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id";
+    if uids.len() <= 32 {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {columns} WHERE m.mailbox_id = ?1 AND m.uid = ?2")).db()?;
+        for uid in uids {
+            let mut rows = stmt.query((mailbox.0, uid.get())).db()?;
+            if let Some(row) = rows.next().db()? {
+                push(row)?;
+            }
+        }
+    } else {
+        let (first, last) = (uids[0].get(), uids[uids.len() - 1].get());
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {columns} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+            ))
+            .db()?;
+        let mut rows = stmt.query((mailbox.0, first, last)).db()?;
+        while let Some(row) = rows.next().db()? {
+            let uid: u32 = row.get(0).db()?;
+            if uids.binary_search_by_key(&uid, |u| u.get()).is_ok() {
+                push(row)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The header sections of `uids` (ascending) in `mailbox`, each with its
@@ -149,10 +190,11 @@ pub(crate) fn deliver(
     conn: &Connection,
     effects: &mut Effects,
     message: &NewMessage,
+    summary: Option<&[u8]>,
     recipients: &[AccountId],
 ) -> Result<Vec<(MailboxId, Uid)>> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
-    store_content(conn, &message.content)?;
+    store_content(conn, &message.content, summary)?;
     let mut out = Vec::with_capacity(recipients.len());
     for &account in recipients {
         let row = conn
@@ -179,6 +221,7 @@ pub(crate) fn append(
     effects: &mut Effects,
     mailbox: MailboxId,
     message: &NewMessage,
+    summary: Option<&[u8]>,
 ) -> Result<(Uid, ModSeq)> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
     let row = conn
@@ -193,7 +236,7 @@ pub(crate) fn append(
         .db()?;
     let (mailbox, account, uid, modseq) =
         take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    store_content(conn, &message.content)?;
+    store_content(conn, &message.content, summary)?;
     insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
     effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
     Ok((uid, modseq))

@@ -40,8 +40,8 @@ use self::read::ReadPool;
 use self::writer::WriterHandle;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, CopyOutcome, DomainRecord, FlagChange, FlagOp,
-    MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewMessage, RenameOutcome, Resolution, Result,
-    Selection, StoreError, StoreOptions, SubjectMatches,
+    MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage, RenameOutcome,
+    Resolution, Result, Selection, StoreError, StoreOptions, SubjectMatches, Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -66,6 +66,7 @@ struct Inner {
     blobs: BlobStore,
     events: broadcast::Sender<ChangeEvent>,
     clock: Arc<dyn Clock>,
+    summarize: Option<Summarizer>,
 }
 
 /// Opens a connection with the settings every connection needs.
@@ -119,9 +120,28 @@ impl SqliteStore {
         checkpoint::start(&mut conn, &path)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let writer = writer::spawn(conn, blobs.clone(), events.clone())?;
-        let inner =
-            Inner { writer, readers: Arc::new(ReadPool::new(path)), blobs, events, clock: options.clock.clone() };
+        let inner = Inner {
+            writer,
+            readers: Arc::new(ReadPool::new(path)),
+            blobs,
+            events,
+            clock: options.clock.clone(),
+            summarize: options.summarize.clone(),
+        };
         Ok(SqliteStore { inner: Arc::new(inner) })
+    }
+
+    /// The summary of a new message's header section, computed on the
+    /// caller's thread rather than the writer's, which every write waits
+    /// for. `None` without a summarizer or a header section kept apart.
+    fn summary(&self, message: &NewMessage) -> Option<Vec<u8>> {
+        let summarize = self.inner.summarize.as_ref()?;
+        let header = match &message.content {
+            NewContent::Inline(_, bytes) => crate::header_section(bytes)?,
+            NewContent::File(_, header) if !header.is_empty() => header,
+            NewContent::File(..) => return None,
+        };
+        Some(summarize(header))
     }
 
     /// Unix seconds from the store's clock.
@@ -279,12 +299,17 @@ impl MailStore for SqliteStore {
             return Ok(Vec::new());
         }
         let (message, recipients) = (message.clone(), recipients.to_vec());
-        self.inner.writer.write(move |conn, fx| messages::deliver(conn, fx, &message, &recipients)).await
+        let summary = self.summary(&message);
+        self.inner
+            .writer
+            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients))
+            .await
     }
 
     async fn append(&self, mailbox: MailboxId, message: &NewMessage) -> Result<(Uid, ModSeq)> {
         let message = message.clone();
-        self.inner.writer.write(move |conn, fx| messages::append(conn, fx, mailbox, &message)).await
+        let summary = self.summary(&message);
+        self.inner.writer.write(move |conn, fx| messages::append(conn, fx, mailbox, &message, summary.as_deref())).await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
@@ -359,6 +384,10 @@ impl MailStore for SqliteStore {
     async fn headers(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
         let uids = uids.to_vec();
         self.read(move |conn| messages::headers(conn, mailbox, &uids)).await
+    }
+    async fn summaries(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Summary)>> {
+        let uids = uids.to_vec();
+        self.read(move |conn| messages::summaries(conn, mailbox, &uids)).await
     }
 
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod migrate;
+mod summaries;
 
 use std::path::Path;
 use std::sync::Arc;
