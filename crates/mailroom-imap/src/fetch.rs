@@ -12,7 +12,9 @@
 //! - Output is flushed to the client whenever it passes the session's
 //!   flush size, so `FETCH 1:* BODY[]` never holds a mailbox in memory.
 
+use std::collections::HashSet;
 use std::io;
+use std::sync::Arc;
 
 use mailroom_imap_proto::Server;
 use mailroom_imap_proto::command::{FetchItem, InternalDate};
@@ -22,12 +24,13 @@ use mailroom_imap_proto::message::{
 };
 use mailroom_imap_proto::response::{self, Code, FetchResponse};
 use mailroom_imap_proto::sequence::SequenceSet;
-use mailroom_store::{FlagOp, MailStore, Summary};
+use mailroom_store::{AnyStore, FlagOp, MailStore, StoreError, Summary};
 use mailroom_types::{Flags, ModSeq, Uid};
 use tokio::io::AsyncWrite;
 
 use crate::flags;
-use crate::session::{FLUSH_AT, Outcome, Session, store_failure, write_output};
+use crate::selected::Msg;
+use crate::session::{FLUSH_AT, Outcome, Session, store_failure, write_bytes, write_output};
 
 /// What a FETCH asks for, beyond its items.
 pub(crate) struct FetchRequest<'a> {
@@ -120,6 +123,220 @@ fn sets_seen(item: &FetchItem) -> bool {
     }
 }
 
+/// FETCHes of at least this many messages whose bytes are needed read and
+/// render them ahead on the store's read threads ([`stream_messages`]).
+const STREAM_FROM: usize = 8;
+
+/// How much message data one read-ahead batch holds: with the batch being
+/// written, what a streaming FETCH keeps in memory (beside one message
+/// larger than this, which makes a batch of its own).
+const BATCH_BYTES: u64 = 2 << 20;
+
+/// A rendered response at least this large is written to the client
+/// straight from where it was rendered, not copied into the output first.
+const WRITE_DIRECT: usize = 64 * 1024;
+
+/// How one FETCH renders each message's response; shared with the store's
+/// read threads when they render ahead.
+struct Render {
+    items: Vec<FetchItem>,
+    uid: bool,
+    with_modseq: bool,
+    changed_since: Option<u64>,
+    /// Messages whose `\Seen` this FETCH set: their FLAGS are sent even
+    /// when not asked for.
+    flags_changed: HashSet<Uid>,
+}
+
+/// Why a message's response was refused before any of it was written.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// RFC 3516 §4.2: BINARY of a part whose encoding is unknown.
+    UnknownCte,
+}
+
+impl Refused {
+    fn outcome(self) -> Outcome {
+        match self {
+            Refused::UnknownCte => Outcome::No(Some(Code::UnknownCte), "Unknown content transfer encoding".into()),
+        }
+    }
+}
+
+impl Render {
+    /// Appends the response for message `seq` to `out`. `raw` is its bytes
+    /// (only its header section when the items need no more, nothing when
+    /// they need no bytes); `envelope` its kept encoded ENVELOPE.
+    fn message(
+        &self,
+        out: &mut Vec<u8>,
+        seq: u32,
+        m: &Msg,
+        raw: &[u8],
+        mut envelope: Option<Vec<u8>>,
+    ) -> Result<(), Refused> {
+        let parsed = ParsedMessage::new(raw);
+        // Refused before the response starts, so none is left half
+        // written (RFC 3516 §4.2: UNKNOWN-CTE).
+        let unknown_cte = self.items.iter().any(|item| match item {
+            FetchItem::Binary { part, .. } | FetchItem::BinarySize { part } => {
+                matches!(parsed.binary_size(part), Err(BinaryError::UnknownCte(_)))
+            }
+            _ => false,
+        });
+        if unknown_cte {
+            return Err(Refused::UnknownCte);
+        }
+        let mut f = FetchResponse::start(out, seq);
+        if self.uid && !self.items.contains(&FetchItem::Uid) {
+            f.uid(m.uid.get());
+        }
+        let mut wrote_flags = false;
+        let mut wrote_modseq = false;
+        for item in &self.items {
+            match item {
+                FetchItem::Uid => {
+                    f.uid(m.uid.get());
+                }
+                FetchItem::Flags => {
+                    f.flags(&flags::to_wire(m.flags, &m.keywords), false);
+                    wrote_flags = true;
+                }
+                FetchItem::InternalDate => {
+                    let unix_seconds = mailroom_types::time::unix_seconds(m.internal_date);
+                    f.internal_date(InternalDate { unix_seconds, offset_minutes: 0 });
+                }
+                FetchItem::Rfc822Size => {
+                    f.rfc822_size(m.size);
+                }
+                FetchItem::ModSeq => {
+                    f.modseq(m.modseq.0);
+                    wrote_modseq = true;
+                }
+                FetchItem::Envelope => {
+                    let enc = envelope.take().unwrap_or_else(|| {
+                        let mut enc = Vec::new();
+                        write_envelope(&mut enc, &parsed.envelope());
+                        enc
+                    });
+                    f.item("ENVELOPE", &enc);
+                }
+                FetchItem::BodyStructure | FetchItem::Body => {
+                    let mut enc = Vec::new();
+                    let extensible = matches!(item, FetchItem::BodyStructure);
+                    write_body_structure(&mut enc, &parsed.body_structure(), extensible);
+                    f.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &enc);
+                }
+                FetchItem::BodySection { section, partial, .. } => {
+                    // A part that does not exist reads as empty (RFC 9051
+                    // §6.4.5 leaves it open; clients cope with "").
+                    let data = parsed.section(section).unwrap_or_default();
+                    f.body_section(section, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
+                }
+                FetchItem::Binary { part, partial, .. } => {
+                    let data = parsed.binary(part).ok().flatten().unwrap_or_default();
+                    f.binary(part, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
+                }
+                FetchItem::BinarySize { part } => {
+                    f.binary_size(part, parsed.binary_size(part).ok().flatten().unwrap_or(0));
+                }
+                FetchItem::Rfc822 => {
+                    f.rfc822("RFC822", raw);
+                }
+                FetchItem::Rfc822Header => {
+                    let header = Section { part: Vec::new(), text: Some(SectionText::Header) };
+                    f.rfc822("RFC822.HEADER", &parsed.section(&header).unwrap_or_default());
+                }
+                FetchItem::Rfc822Text => {
+                    let text = Section { part: Vec::new(), text: Some(SectionText::Text) };
+                    f.rfc822("RFC822.TEXT", &parsed.section(&text).unwrap_or_default());
+                }
+            }
+        }
+        if !wrote_flags && self.flags_changed.contains(&m.uid) {
+            f.flags(&flags::to_wire(m.flags, &m.keywords), false);
+            wrote_flags = true;
+        }
+        if self.with_modseq && !wrote_modseq && (wrote_flags || self.changed_since.is_some()) {
+            f.modseq(m.modseq.0);
+        }
+        f.finish();
+        Ok(())
+    }
+}
+
+/// Writes the responses of a FETCH that reads many messages: batches of
+/// about [`BATCH_BYTES`] are read and rendered on the store's read
+/// threads, all cores at once, the next one while this session writes the
+/// last to the client. Returns whether some message was gone, or the
+/// outcome that ended the command early.
+async fn stream_messages<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    server: &mut Server,
+    store: &AnyStore,
+    render: Arc<Render>,
+    msgs: Vec<(usize, Msg)>,
+) -> io::Result<Result<bool, Outcome>> {
+    let mut batches = Vec::new();
+    let mut batch: Vec<(usize, Msg)> = Vec::new();
+    let mut bytes = 0;
+    for (i, m) in msgs {
+        if !batch.is_empty() && bytes + m.size > BATCH_BYTES {
+            batches.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes += m.size;
+        batch.push((i, m));
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    let read_ahead = |batch: Vec<(usize, Msg)>| {
+        let (store, render) = (store.clone(), Arc::clone(&render));
+        tokio::spawn(async move {
+            let blobs = batch.iter().map(|(_, m)| m.blob.clone()).collect();
+            store
+                .scan_blobs(blobs, move |n, raw| {
+                    let (i, m) = &batch[n];
+                    // `None`: expunged, and its bytes reclaimed, before
+                    // this session could announce it (RFC 9051 §7.5.1).
+                    let raw = raw?;
+                    let mut out = Vec::with_capacity(raw.len() + 256);
+                    Some(render.message(&mut out, *i as u32 + 1, m, raw, None).map(|()| out))
+                })
+                .await
+        })
+    };
+    let mut batches = batches.into_iter();
+    let mut next = batches.next().map(read_ahead);
+    let mut missing = false;
+    while let Some(task) = next.take() {
+        let rendered = match task.await {
+            Ok(Ok(rendered)) => rendered,
+            Ok(Err(e)) => return Ok(Err(store_failure(&e))),
+            Err(e) => return Ok(Err(store_failure(&StoreError::Unavailable(format!("fetch task failed: {e}"))))),
+        };
+        next = batches.next().map(read_ahead);
+        for response in rendered {
+            match response {
+                None => missing = true,
+                Some(Err(refused)) => return Ok(Err(refused.outcome())),
+                Some(Ok(bytes)) if bytes.len() >= WRITE_DIRECT => {
+                    write_output(stream, server).await?;
+                    write_bytes(stream, &bytes).await?;
+                }
+                Some(Ok(bytes)) => {
+                    server.output_mut().extend_from_slice(&bytes);
+                    if server.output_len() >= FLUSH_AT {
+                        write_output(stream, server).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Ok(missing))
+}
+
 impl Session<'_> {
     pub(crate) async fn fetch<S: AsyncWrite + Unpin>(
         &mut self,
@@ -205,118 +422,48 @@ impl Session<'_> {
         } else {
             Vec::new().into_iter().peekable()
         };
-        let mut raw = Vec::new();
-        for (i, m) in msgs {
-            while headers.next_if(|(uid, _, _)| *uid < m.uid).is_some() {}
-            let mut envelope = None;
-            // A header section, or a kept ENVELOPE (which is all the
-            // items need), spares reading the message.
-            if let Some((_, header, env)) =
-                headers.next_if(|(uid, h, env)| *uid == m.uid && (!h.is_empty() || env.is_some()))
-            {
-                raw = header;
-                envelope = env;
-            } else if bytes_needed {
-                match store.read_blob(&m.blob, &mut raw).await {
-                    Ok(true) => {}
-                    // Expunged, and its bytes reclaimed, before this
-                    // session could announce it (RFC 9051 §7.5.1).
-                    Ok(false) => {
-                        missing = true;
-                        continue;
-                    }
-                    Err(e) => return Ok(store_failure(&e)),
-                }
+        let render = Render {
+            items: req.items.to_vec(),
+            uid: req.uid,
+            with_modseq,
+            changed_since: req.changed_since,
+            flags_changed: flags_changed.into_iter().collect(),
+        };
+        if bytes_needed && headers.len() == 0 && msgs.len() >= STREAM_FROM {
+            match stream_messages(stream, server, store, Arc::new(render), msgs).await? {
+                Ok(gone) => missing |= gone,
+                Err(outcome) => return Ok(outcome),
             }
-            let parsed = ParsedMessage::new(&raw);
-            // Refused before the response starts, so none is left half
-            // written (RFC 3516 §4.2: UNKNOWN-CTE).
-            let unknown_cte = req.items.iter().any(|item| match item {
-                FetchItem::Binary { part, .. } | FetchItem::BinarySize { part } => {
-                    matches!(parsed.binary_size(part), Err(BinaryError::UnknownCte(_)))
-                }
-                _ => false,
-            });
-            if unknown_cte {
-                return Ok(Outcome::No(Some(Code::UnknownCte), "Unknown content transfer encoding".into()));
-            }
-            let out = server.output_mut();
-            let mut f = FetchResponse::start(out, i as u32 + 1);
-            if req.uid && !req.items.contains(&FetchItem::Uid) {
-                f.uid(m.uid.get());
-            }
-            let mut wrote_flags = false;
-            let mut wrote_modseq = false;
-            for item in req.items {
-                match item {
-                    FetchItem::Uid => {
-                        f.uid(m.uid.get());
-                    }
-                    FetchItem::Flags => {
-                        f.flags(&flags::to_wire(m.flags, &m.keywords), false);
-                        wrote_flags = true;
-                    }
-                    FetchItem::InternalDate => {
-                        let unix_seconds = mailroom_types::time::unix_seconds(m.internal_date);
-                        f.internal_date(InternalDate { unix_seconds, offset_minutes: 0 });
-                    }
-                    FetchItem::Rfc822Size => {
-                        f.rfc822_size(m.size);
-                    }
-                    FetchItem::ModSeq => {
-                        f.modseq(m.modseq.0);
-                        wrote_modseq = true;
-                    }
-                    FetchItem::Envelope => {
-                        let enc = envelope.take().unwrap_or_else(|| {
-                            let mut enc = Vec::new();
-                            write_envelope(&mut enc, &parsed.envelope());
-                            enc
-                        });
-                        f.item("ENVELOPE", &enc);
-                    }
-                    FetchItem::BodyStructure | FetchItem::Body => {
-                        let mut enc = Vec::new();
-                        let extensible = matches!(item, FetchItem::BodyStructure);
-                        write_body_structure(&mut enc, &parsed.body_structure(), extensible);
-                        f.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &enc);
-                    }
-                    FetchItem::BodySection { section, partial, .. } => {
-                        // A part that does not exist reads as empty (RFC 9051
-                        // §6.4.5 leaves it open; clients cope with "").
-                        let data = parsed.section(section).unwrap_or_default();
-                        f.body_section(section, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
-                    }
-                    FetchItem::Binary { part, partial, .. } => {
-                        let data = parsed.binary(part).ok().flatten().unwrap_or_default();
-                        f.binary(part, partial.map(|p| p.origin), Some(apply_partial(&data, *partial)));
-                    }
-                    FetchItem::BinarySize { part } => {
-                        f.binary_size(part, parsed.binary_size(part).ok().flatten().unwrap_or(0));
-                    }
-                    FetchItem::Rfc822 => {
-                        f.rfc822("RFC822", &raw);
-                    }
-                    FetchItem::Rfc822Header => {
-                        let header = Section { part: Vec::new(), text: Some(SectionText::Header) };
-                        f.rfc822("RFC822.HEADER", &parsed.section(&header).unwrap_or_default());
-                    }
-                    FetchItem::Rfc822Text => {
-                        let text = Section { part: Vec::new(), text: Some(SectionText::Text) };
-                        f.rfc822("RFC822.TEXT", &parsed.section(&text).unwrap_or_default());
+        } else {
+            let mut raw = Vec::new();
+            for (i, m) in msgs {
+                while headers.next_if(|(uid, _, _)| *uid < m.uid).is_some() {}
+                let mut envelope = None;
+                // A header section, or a kept ENVELOPE (which is all the
+                // items need), spares reading the message.
+                if let Some((_, header, env)) =
+                    headers.next_if(|(uid, h, env)| *uid == m.uid && (!h.is_empty() || env.is_some()))
+                {
+                    raw = header;
+                    envelope = env;
+                } else if bytes_needed {
+                    match store.read_blob(&m.blob, &mut raw).await {
+                        Ok(true) => {}
+                        // Expunged, and its bytes reclaimed, before this
+                        // session could announce it (RFC 9051 §7.5.1).
+                        Ok(false) => {
+                            missing = true;
+                            continue;
+                        }
+                        Err(e) => return Ok(store_failure(&e)),
                     }
                 }
-            }
-            if !wrote_flags && flags_changed.contains(&m.uid) {
-                f.flags(&flags::to_wire(m.flags, &m.keywords), false);
-                wrote_flags = true;
-            }
-            if with_modseq && !wrote_modseq && (wrote_flags || req.changed_since.is_some()) {
-                f.modseq(m.modseq.0);
-            }
-            f.finish();
-            if server.output_len() >= FLUSH_AT {
-                write_output(stream, server).await?;
+                if let Err(refused) = render.message(server.output_mut(), i as u32 + 1, &m, &raw, envelope) {
+                    return Ok(refused.outcome());
+                }
+                if server.output_len() >= FLUSH_AT {
+                    write_output(stream, server).await?;
+                }
             }
         }
         // RFC 9051 §6.4.9: a UID that no longer exists is ignored; a

@@ -447,14 +447,21 @@ impl Session<'_> {
 /// buffered) until [`WRITE_TIMEOUT`] ends the connection.
 pub(crate) async fn write_output<S: AsyncWrite + Unpin>(stream: &mut S, server: &mut Server) -> io::Result<()> {
     if !server.output().is_empty() {
-        let write = async {
-            stream.write_all(server.output()).await?;
-            stream.flush().await
-        };
-        tokio::time::timeout(WRITE_TIMEOUT, write)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        write_bytes(stream, server.output()).await?;
         server.clear_output();
     }
     Ok(())
+}
+
+/// Writes `bytes` to the client, waiting at most [`WRITE_TIMEOUT`] for a
+/// client that does not read. Anything in the server's output must have
+/// been written first.
+pub(crate) async fn write_bytes<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
 }

@@ -192,6 +192,7 @@ transcripts! {
     esearch => "esearch",
     expunge => "expunge",
     fetch => "fetch",
+    fetch_many => "fetch-many",
     fetch_rfc822 => "fetch-rfc822",
     fetch_seen => "fetch-seen",
     fetch_sets => "fetch-sets",

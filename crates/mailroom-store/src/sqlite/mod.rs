@@ -438,15 +438,17 @@ impl MailStore for SqliteStore {
         T: Send + 'static,
         F: Fn(usize, Option<&[u8]>) -> T + Send + Sync + 'static,
     {
-        /// Blobs a worker claims at once: few enough that the workers
-        /// finish together, enough that claiming costs nothing.
+        /// At most this many blobs are claimed by a worker at once.
         const CLAIM: usize = 16;
         let count = blobs.len();
         if count == 0 {
             return Ok(Vec::new());
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = cores.min(count.div_ceil(CLAIM));
+        let workers = cores.min(count);
+        // Small claims for a short list, so that the workers finish
+        // together; larger ones for a long list, where claiming is cheap.
+        let claim = (count / (workers * 4)).clamp(1, CLAIM);
         let (blobs, files) = (Arc::new(blobs), self.inner.blobs.clone());
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let parts = self
@@ -455,11 +457,11 @@ impl MailStore for SqliteStore {
             .read_parallel(workers, move |conn| {
                 let (mut out, mut buf) = (Vec::new(), Vec::new());
                 loop {
-                    let start = next.fetch_add(CLAIM, std::sync::atomic::Ordering::Relaxed);
+                    let start = next.fetch_add(claim, std::sync::atomic::Ordering::Relaxed);
                     if start >= count {
                         return Ok(out);
                     }
-                    for (i, id) in blobs.iter().enumerate().take((start + CLAIM).min(count)).skip(start) {
+                    for (i, id) in blobs.iter().enumerate().take((start + claim).min(count)).skip(start) {
                         // Each read is one statement, in a snapshot of its
                         // own, as `read_blob` does.
                         let found = messages::read_inline(conn, id, &mut buf)?
