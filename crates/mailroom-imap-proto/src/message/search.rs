@@ -73,7 +73,24 @@ impl ParsedMessage<'_> {
     /// See [`text_contains`].
     pub fn text_contains(&self, needle: &str) -> bool {
         let folded = fold(needle);
-        contains(self.header_text(), &folded) || self.body_has(&folded)
+        self.header_has(&folded) || self.body_has(&folded)
+    }
+
+    /// Whether the decoded header contains the folded needle.
+    ///
+    /// Decoding an ASCII header without encoded words only unfolds lines
+    /// and adjusts white space around field names and values; every run of
+    /// other characters stays as it is. So a needle without white space or
+    /// colon is in the decoded header exactly when it is in the raw one,
+    /// which is searched in place then: most mail, at a fraction of the
+    /// cost of decoding each field.
+    fn header_has(&self, folded: &str) -> bool {
+        let raw = &self.raw[self.header()];
+        let plain_needle = folded.is_ascii() && !folded.bytes().any(|b| b.is_ascii_whitespace() || b == b':');
+        if plain_needle && raw.is_ascii() && memchr::memmem::find(raw, b"=?").is_none() {
+            return contains_ascii_nocase(raw, folded);
+        }
+        contains(self.header_text(), folded)
     }
 
     /// Whether some text part contains the folded needle.
@@ -265,6 +282,45 @@ mod tests {
         assert!(!contains_ascii_nocase(b"", "a"));
         assert!(contains_ascii_nocase(b"price: 42.50", "42.5"));
         assert!(!contains_ascii_nocase(b"short", "longer than it"));
+    }
+
+    #[test]
+    fn raw_header_search_agrees_with_decoded() {
+        let headers: [&[u8]; 3] = [
+            b"Subject: Weekly  Project\r\n\tUpdate\r\nFrom: Ann <ann@x.test>\r\nX-Empty:\r\n\r\n",
+            b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus Bern\r\nTo: bob@y.test\r\n\r\n",
+            b"Subject: caf\xc3\xa9 menu\r\n\r\n",
+        ];
+        let needles = [
+            "weekly",
+            "PROJECT",
+            "update",
+            "ann@x.test",
+            "<ann@",
+            "x-empty",
+            "subject",
+            "grüße",
+            "gr=c3",
+            "=?utf-8",
+            "bern",
+            "café",
+            "menu",
+            "absent",
+            "",
+            "q?gr",
+        ];
+        for raw in headers {
+            let m = ParsedMessage::new(raw);
+            for needle in needles {
+                let folded = fold(needle);
+                assert_eq!(
+                    m.header_has(&folded),
+                    contains(m.header_text(), &folded),
+                    "{needle:?} in {:?}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+        }
     }
 
     #[test]
