@@ -76,11 +76,16 @@ const PARALLEL_ENVELOPES: usize = 256;
 /// costs.
 async fn envelopes(summaries: Vec<(Uid, Summary)>) -> Vec<(Uid, Vec<u8>, Option<Vec<u8>>)> {
     let encode = |(uid, summary): (Uid, Summary)| match summary {
-        Summary::Kept(s) => match summary_envelope(&s) {
-            Some(enc) => (uid, Vec::new(), Some(enc.to_vec())),
-            // Made by another version: the FETCH reads the message whole.
-            None => (uid, Vec::new(), None),
-        },
+        Summary::Kept(mut s) => {
+            if summary_envelope(&s).is_some() {
+                // The envelope follows the version octet.
+                s.remove(0);
+                (uid, Vec::new(), Some(s))
+            } else {
+                // Made by another version: the FETCH reads the message whole.
+                (uid, Vec::new(), None)
+            }
+        }
         Summary::Header(header) if header.is_empty() => (uid, header, None),
         Summary::Header(header) => {
             let mut enc = Vec::new();
@@ -366,8 +371,16 @@ impl Session<'_> {
                 Err(e) => return Ok(store_failure(&e)),
             }
         }
-        let mut msgs = match view.load(store, &indices).await {
-            Ok(m) => m,
+        let bytes_needed = req.items.iter().any(needs_bytes);
+        let only_envelope = req.items.iter().all(|item| !needs_bytes(item) || *item == FetchItem::Envelope);
+        // ENVELOPEs of many messages: their summaries come with the index.
+        let loaded = if bytes_needed && only_envelope && indices.len() > 16 {
+            view.load_summarized(store, &indices).await.map(|(m, s)| (m, Some(s)))
+        } else {
+            view.load(store, &indices).await.map(|m| (m, None))
+        };
+        let (mut msgs, summaries) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => return Ok(store_failure(&e)),
         };
         // Expunged from the store before this session could announce it
@@ -402,10 +415,10 @@ impl Session<'_> {
             }
         }
         let with_modseq = req.changed_since.is_some() || style.condstore;
-        let bytes_needed = req.items.iter().any(needs_bytes);
-        let only_envelope = req.items.iter().all(|item| !needs_bytes(item) || *item == FetchItem::Envelope);
         let uids = || msgs.iter().map(|(_, m)| m.uid).collect::<Vec<Uid>>();
-        let mut headers = if bytes_needed && only_envelope {
+        let mut headers = if let Some(summaries) = summaries {
+            envelopes(summaries).await.into_iter().peekable()
+        } else if bytes_needed && only_envelope {
             match store.summaries(view.mailbox, &uids()).await {
                 Ok(s) => envelopes(s).await.into_iter().peekable(),
                 Err(e) => return Ok(store_failure(&e)),

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use mailroom_imap_proto::response;
 use mailroom_imap_proto::response::FetchResponse;
 use mailroom_imap_proto::sequence::SequenceSet;
-use mailroom_store::{AnyStore, MailStore, MailboxStatus, MessageMeta, StoreError};
+use mailroom_store::{AnyStore, MailStore, MailboxStatus, MessageMeta, StoreError, Summary};
 use mailroom_types::{BlobId, Flags, MailboxId, ModSeq, Uid};
 
 use crate::flags;
@@ -216,6 +216,26 @@ impl Selected {
             }
         }
         Ok(out)
+    }
+
+    /// Like [`Selected::load`] for more than a handful of messages, with their
+    /// header summaries read in the same pass (FETCH ENVELOPE).
+    pub(crate) async fn load_summarized(
+        &self,
+        store: &AnyStore,
+        indices: &[usize],
+    ) -> Result<(Vec<(usize, Msg)>, Vec<(Uid, Summary)>), StoreError> {
+        let (mut out, mut summaries) = (Vec::with_capacity(indices.len()), Vec::with_capacity(indices.len()));
+        let mut index = store.summarized_index(self.mailbox).await?.into_iter().peekable();
+        for &i in indices {
+            let uid = self.uids.get(i);
+            while index.next_if(|(m, _)| m.uid < uid).is_some() {}
+            if let Some((m, summary)) = index.next_if(|(m, _)| m.uid == uid) {
+                summaries.push((uid, summary));
+                out.push((i, Msg::from(m)));
+            }
+        }
+        Ok((out, summaries))
     }
 
     /// Records this session's own flag change, already reported to the

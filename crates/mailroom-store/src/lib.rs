@@ -296,6 +296,10 @@ pub trait MailStore: Send + Sync + 'static {
     /// a large mailbox (sequence numbers, flags, modseqs), without reading
     /// and allocating the header caches [`MailStore::messages`] returns.
     fn message_index(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<MessageMeta>>> + Send;
+    /// [`MailStore::message_index`] with each message's header summary, as
+    /// [`MailStore::summaries`] gives it, read in one pass: a client's
+    /// first FETCH of a large mailbox's ENVELOPEs.
+    fn summarized_index(&self, mailbox: MailboxId) -> impl Future<Output = Result<Vec<(MessageMeta, Summary)>>> + Send;
     /// Messages whose modseq is above `since`, in UID order (RFC 7162
     /// CHANGEDSINCE, QRESYNC's flag resynchronisation).
     fn changed_since(
@@ -481,6 +485,9 @@ impl MailStore for AnyStore {
     }
     async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
         dispatch!(self, s => s.message_index(mailbox).await)
+    }
+    async fn summarized_index(&self, mailbox: MailboxId) -> Result<Vec<(MessageMeta, Summary)>> {
+        dispatch!(self, s => s.summarized_index(mailbox).await)
     }
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         dispatch!(self, s => s.changed_since(mailbox, since).await)

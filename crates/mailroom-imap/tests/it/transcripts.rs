@@ -224,6 +224,12 @@ async fn fetch_without_summaries() {
     run_in("fetch", ImapWorld { world: World::with_summaries(false).await }).await;
 }
 
+/// The same for a FETCH of many messages' ENVELOPEs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_many_without_summaries() {
+    run_in("fetch-many", ImapWorld { world: World::with_summaries(false).await }).await;
+}
+
 #[test]
 fn every_transcript_file_has_a_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");

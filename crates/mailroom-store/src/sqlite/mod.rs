@@ -361,6 +361,10 @@ impl MailStore for SqliteStore {
         self.read(move |conn| transfer::message_index(conn, mailbox)).await
     }
 
+    async fn summarized_index(&self, mailbox: MailboxId) -> Result<Vec<(MessageMeta, Summary)>> {
+        self.read(move |conn| transfer::summarized_index(conn, mailbox)).await
+    }
+
     async fn changed_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<MessageRecord>> {
         self.read(move |conn| transfer::changed_since(conn, mailbox, since)).await
     }

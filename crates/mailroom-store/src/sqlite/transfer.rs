@@ -18,7 +18,9 @@ use rusqlite::{Connection, OptionalExtension};
 use super::convert::{self, Db};
 use super::messages::{self, MESSAGE_COLUMNS, mailbox_state, message_row, sorted};
 use super::writer::Effects;
-use crate::{ChangeEvent, ChangeKind, CopyOutcome, MessageMeta, MessageRecord, Result, StoreError, SubjectMatches};
+use crate::{
+    ChangeEvent, ChangeKind, CopyOutcome, MessageMeta, MessageRecord, Result, StoreError, SubjectMatches, Summary,
+};
 
 /// The owner of both mailboxes; NotFound if either is missing, Conflict if
 /// they belong to different accounts (nothing in IMAP copies across
@@ -270,16 +272,46 @@ pub(crate) fn message_index(conn: &Connection, mailbox: MailboxId) -> Result<Vec
     let mut rows = stmt.query([mailbox.0]).db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let keywords = row.get_ref(3).db()?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        out.push(MessageMeta {
-            uid: convert::uid(row.get(0).db()?)?,
-            modseq: convert::modseq(row.get(1).db()?)?,
-            flags: Flags::from_bits(row.get(2).db()?),
-            keywords: convert::keywords(keywords),
-            size: convert::size(row.get(4).db()?)?,
-            internal_date: convert::time(row.get(5).db()?),
-            blob: convert::blob_id(row.get_ref(6).db()?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
-        });
+        out.push(meta(row)?);
     }
     Ok(out)
+}
+
+/// [`message_index`] with each message's header summary (or header
+/// section), read in the same pass.
+pub(crate) fn summarized_index(conn: &Connection, mailbox: MailboxId) -> Result<Vec<(MessageMeta, Summary)>> {
+    mailbox_state(conn, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.uid, m.modseq, m.flags, m.keywords, m.size, m.internal_date, m.blob_id,
+                    h.summary, CASE WHEN h.summary IS NULL THEN h.header END
+             FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id
+             WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+        )
+        .db()?;
+    let mut rows = stmt.query([mailbox.0]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let summary: Option<Vec<u8>> = row.get(7).db()?;
+        let summary = match summary {
+            Some(s) => Summary::Kept(s),
+            None => Summary::Header(row.get::<_, Option<Vec<u8>>>(8).db()?.unwrap_or_default()),
+        };
+        out.push((meta(row)?, summary));
+    }
+    Ok(out)
+}
+
+/// A [`MessageMeta`] from the first seven columns of [`message_index`].
+fn meta(row: &rusqlite::Row<'_>) -> Result<MessageMeta> {
+    let keywords = row.get_ref(3).db()?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(MessageMeta {
+        uid: convert::uid(row.get(0).db()?)?,
+        modseq: convert::modseq(row.get(1).db()?)?,
+        flags: Flags::from_bits(row.get(2).db()?),
+        keywords: convert::keywords(keywords),
+        size: convert::size(row.get(4).db()?)?,
+        internal_date: convert::time(row.get(5).db()?),
+        blob: convert::blob_id(row.get_ref(6).db()?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
+    })
 }

@@ -67,6 +67,10 @@ async fn kept_for_every_way_in_and_shared_by_copies() {
     );
     let copied = store.summaries(archive, &[Uid::new(1).unwrap()]).await.unwrap();
     assert_eq!(copied, vec![(Uid::new(1).unwrap(), Summary::Kept(reversed(&header("inline"))))]);
+    // The index with summaries agrees with the index and the summaries.
+    let (metas, kept): (Vec<_>, Vec<_>) = store.summarized_index(inbox).await.unwrap().into_iter().unzip();
+    assert_eq!(metas, store.message_index(inbox).await.unwrap());
+    assert_eq!(kept, got.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>());
     // A long list is read by range, with the same answers.
     let many: Vec<Uid> = (1..=40).map(|n| Uid::new(n).unwrap()).collect();
     assert_eq!(store.summaries(inbox, &many).await.unwrap(), got);
