@@ -210,6 +210,9 @@ pub struct Report {
     /// This client's CPU time during it: near the wall time, the client
     /// (not the server) would be the limit.
     pub bodies_client_cpu: Duration,
+    /// Server CPU time during it: what the host's speed of the moment
+    /// affects least.
+    pub bodies_server_cpu: Duration,
     /// `UID SEARCH SUBJECT` and its result count.
     pub subject: Repeated,
     pub subject_hits: usize,
@@ -274,11 +277,13 @@ impl Report {
             &format!(", {} responses checked", self.messages),
         );
         println!(
-            "  UID FETCH 1:* (BODY.PEEK[]): {:.3} s = {:.1} MB/s (target >= {TARGET_BODY_MB_S} MB/s), {} literals checked; client CPU {:.0}% of it",
+            "  UID FETCH 1:* (BODY.PEEK[]): {:.3} s = {:.1} MB/s (target >= {TARGET_BODY_MB_S} MB/s), {} literals checked; client CPU {:.0}% of it; server CPU {:.0} ms ({:.0} MB per server CPU-second)",
             self.bodies.as_secs_f64(),
             self.body_mb_s(),
             self.messages,
-            100.0 * self.bodies_client_cpu.as_secs_f64() / self.bodies.as_secs_f64().max(1e-9)
+            100.0 * self.bodies_client_cpu.as_secs_f64() / self.bodies.as_secs_f64().max(1e-9),
+            self.bodies_server_cpu.as_secs_f64() * 1e3,
+            self.octets as f64 / 1e6 / self.bodies_server_cpu.as_secs_f64().max(1e-9),
         );
         print_repeated(
             &format!("UID SEARCH SUBJECT {SUBJECT_WORD}"),
@@ -448,6 +453,7 @@ pub async fn run(
         envelope: access.envelope,
         bodies: access.bodies,
         bodies_client_cpu: access.bodies_client_cpu,
+        bodies_server_cpu: access.bodies_server_cpu,
         subject: access.subject,
         subject_hits: access.subject_hits,
         text: access.text,
@@ -536,6 +542,8 @@ struct Access {
     envelope: Repeated,
     bodies: Duration,
     bodies_client_cpu: Duration,
+    /// CPU time the server spent on it, all threads.
+    bodies_server_cpu: Duration,
     subject: Repeated,
     subject_hits: usize,
     text: Repeated,
@@ -554,9 +562,11 @@ async fn first_access(server: &BenchServer, populated: &Populated) -> Result<Acc
 
     let select = time_select(&mut conn, populated.count).await.context("SELECT")?;
     let (envelope, catalogue) = time_envelopes(&mut conn, populated).await.context("FETCH ENVELOPE")?;
-    let cpu_before = client_cpu();
+    let server_pid = server.pid().to_string();
+    let (cpu_before, server_before) = (client_cpu(), cpu_of(&server_pid));
     let bodies = conn.fetch_bodies(&catalogue, populated.octets).await.context("FETCH BODY.PEEK[]")?;
     let bodies_client_cpu = client_cpu().saturating_sub(cpu_before);
+    let bodies_server_cpu = cpu_of(&server_pid).saturating_sub(server_before);
     let count = populated.count as usize;
     let subject_query = format!("UID SEARCH SUBJECT {SUBJECT_WORD}");
     let (subject, subject_uids) = time_search(&mut conn, &subject_query).await?;
@@ -579,6 +589,7 @@ async fn first_access(server: &BenchServer, populated: &Populated) -> Result<Acc
         envelope,
         bodies,
         bodies_client_cpu,
+        bodies_server_cpu,
         subject,
         subject_hits: subject_uids.len(),
         text,
@@ -730,7 +741,13 @@ async fn idle_sessions(server: &BenchServer, count: usize) -> Result<(IdleCost, 
 /// field of `/proc/self/task/TID/schedstat` (nanoseconds on a CPU); zero
 /// where that is unavailable.
 fn client_cpu() -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Duration::ZERO };
+    cpu_of("self")
+}
+
+/// CPU time of the threads process `pid` has now (`self`: this one), from
+/// their scheduler statistics.
+fn cpu_of(pid: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
     let nanos: u64 = tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
