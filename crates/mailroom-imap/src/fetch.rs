@@ -172,6 +172,11 @@ impl Render {
     /// Appends the response for message `seq` to `out`. `raw` is its bytes
     /// (only its header section when the items need no more, nothing when
     /// they need no bytes); `envelope` its kept encoded ENVELOPE.
+    ///
+    /// With `leave_raw`, the first item whose data is the whole message
+    /// (`BODY[]`, `RFC822`) gets only its literal header: the offset in
+    /// `out` where `raw` belongs is returned, and the caller writes the
+    /// message from where it lies instead of copying it.
     fn message(
         &self,
         out: &mut Vec<u8>,
@@ -179,7 +184,8 @@ impl Render {
         m: &Msg,
         raw: &[u8],
         mut envelope: Option<Vec<u8>>,
-    ) -> Result<(), Refused> {
+        leave_raw: bool,
+    ) -> Result<Option<usize>, Refused> {
         let parsed = ParsedMessage::new(raw);
         // Refused before the response starts, so none is left half
         // written (RFC 3516 §4.2: UNKNOWN-CTE).
@@ -192,6 +198,7 @@ impl Render {
         if unknown_cte {
             return Err(Refused::UnknownCte);
         }
+        let mut raw_at = None;
         let mut f = FetchResponse::start(out, seq);
         if self.uid && !self.items.contains(&FetchItem::Uid) {
             f.uid(m.uid.get());
@@ -232,6 +239,12 @@ impl Render {
                     write_body_structure(&mut enc, &parsed.body_structure(), extensible);
                     f.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &enc);
                 }
+                FetchItem::BodySection { section, partial: None, .. }
+                    if leave_raw && raw_at.is_none() && section.part.is_empty() && section.text.is_none() =>
+                {
+                    f.body_section_literal(section, None, raw.len() as u64);
+                    raw_at = Some(f.written());
+                }
                 FetchItem::BodySection { section, partial, .. } => {
                     // A part that does not exist reads as empty (RFC 9051
                     // §6.4.5 leaves it open; clients cope with "").
@@ -244,6 +257,10 @@ impl Render {
                 }
                 FetchItem::BinarySize { part } => {
                     f.binary_size(part, parsed.binary_size(part).ok().flatten().unwrap_or(0));
+                }
+                FetchItem::Rfc822 if leave_raw && raw_at.is_none() => {
+                    f.rfc822_literal("RFC822", raw.len() as u64);
+                    raw_at = Some(f.written());
                 }
                 FetchItem::Rfc822 => {
                     f.rfc822("RFC822", raw);
@@ -266,8 +283,16 @@ impl Render {
             f.modseq(m.modseq.0);
         }
         f.finish();
-        Ok(())
+        Ok(raw_at)
     }
+}
+
+/// One message's response rendered ahead: `head`, the message's bytes
+/// when they are literal data of it, then `tail`.
+struct Rendered {
+    head: Vec<u8>,
+    raw: Option<Vec<u8>>,
+    tail: Vec<u8>,
 }
 
 /// Writes the responses of a FETCH that reads many messages: batches of
@@ -306,8 +331,14 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
                     // `None`: expunged, and its bytes reclaimed, before
                     // this session could announce it (RFC 9051 §7.5.1).
                     let raw = raw?;
-                    let mut out = Vec::with_capacity(raw.len() + 256);
-                    Some(render.message(&mut out, *i as u32 + 1, m, raw, None).map(|()| out))
+                    let mut head = Vec::new();
+                    Some(render.message(&mut head, *i as u32 + 1, m, raw, None, true).map(|raw_at| match raw_at {
+                        Some(at) => {
+                            let tail = head.split_off(at);
+                            Rendered { head, raw: Some(std::mem::take(raw)), tail }
+                        }
+                        None => Rendered { head, raw: None, tail: Vec::new() },
+                    }))
                 })
                 .await
         })
@@ -326,14 +357,17 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
             match response {
                 None => missing = true,
                 Some(Err(refused)) => return Ok(Err(refused.outcome())),
-                Some(Ok(bytes)) if bytes.len() >= WRITE_DIRECT => {
-                    write_output(stream, server).await?;
-                    write_bytes(stream, &bytes).await?;
-                }
-                Some(Ok(bytes)) => {
-                    server.output_mut().extend_from_slice(&bytes);
-                    if server.output_len() >= FLUSH_AT {
-                        write_output(stream, server).await?;
+                Some(Ok(Rendered { head, raw, tail })) => {
+                    for part in [Some(head), raw, Some(tail)].into_iter().flatten() {
+                        if part.len() >= WRITE_DIRECT {
+                            write_output(stream, server).await?;
+                            write_bytes(stream, &part).await?;
+                        } else {
+                            server.output_mut().extend_from_slice(&part);
+                            if server.output_len() >= FLUSH_AT {
+                                write_output(stream, server).await?;
+                            }
+                        }
                     }
                 }
             }
@@ -471,7 +505,7 @@ impl Session<'_> {
                         Err(e) => return Ok(store_failure(&e)),
                     }
                 }
-                if let Err(refused) = render.message(server.output_mut(), i as u32 + 1, &m, &raw, envelope) {
+                if let Err(refused) = render.message(server.output_mut(), i as u32 + 1, &m, &raw, envelope, false) {
                     return Ok(refused.outcome());
                 }
                 if server.output_len() >= FLUSH_AT {

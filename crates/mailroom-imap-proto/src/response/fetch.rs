@@ -148,6 +148,21 @@ impl<'a> FetchResponse<'a> {
         self
     }
 
+    /// An IMAP4rev1 RFC822 item's name and literal header for `len`
+    /// octets, without the data (see [`FetchResponse::body_section_literal`]).
+    pub fn rfc822_literal(&mut self, name: &str, len: u64) -> &mut Self {
+        self.name(name);
+        self.out.push(b' ');
+        wire::write_literal_header(self.out, len);
+        self
+    }
+
+    /// How many octets the output holds so far, this response included:
+    /// where literal data announced without its octets goes.
+    pub fn written(&self) -> usize {
+        self.out.len()
+    }
+
     /// Appends literal octets announced by
     /// [`FetchResponse::body_section_literal`].
     pub fn data(&mut self, bytes: &[u8]) -> &mut Self {

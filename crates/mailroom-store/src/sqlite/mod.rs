@@ -440,7 +440,7 @@ impl MailStore for SqliteStore {
     async fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> Result<Vec<T>>
     where
         T: Send + 'static,
-        F: Fn(usize, Option<&[u8]>) -> T + Send + Sync + 'static,
+        F: Fn(usize, Option<&mut Vec<u8>>) -> T + Send + Sync + 'static,
     {
         /// At most this many blobs are claimed by a worker at once.
         const CLAIM: usize = 16;
@@ -474,7 +474,7 @@ impl MailStore for SqliteStore {
                                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                                 Err(e) => return Err(e.into()),
                             };
-                        out.push((i, visit(i, found.then_some(buf.as_slice()))));
+                        out.push((i, visit(i, found.then_some(&mut buf))));
                     }
                 }
             })
