@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
+use mailroom_services::tls::{self, TlsAcceptor};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
@@ -13,7 +14,13 @@ use crate::session::run_session;
 
 /// Serves IMAP on `listener` until shutdown; then stops accepting, lets
 /// sessions finish for up to `grace`, and aborts whatever is left.
-pub async fn serve(listener: TcpListener, ctx: Arc<ImapContext>, shutdown: Shutdown, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<ImapContext>,
+    tls: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+    grace: Duration,
+) {
     let options = ListenerOptions { proto: "imap", connections: Arc::clone(&ctx.connections), shutdown, grace };
     // RFC 9051 §7.1.5: a server refusing a connection greets with BYE.
     let refuse = |refusal, _ip| {
@@ -24,16 +31,33 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ImapContext>, shutdown: Shutd
         text.as_bytes().to_vec()
     };
     accept_loop(listener, options, refuse, move |stream, peer, shutdown| {
-        handle(stream, peer, Arc::clone(&ctx), shutdown)
+        handle(stream, peer, Arc::clone(&ctx), tls.clone(), shutdown)
     })
     .await;
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<ImapContext>, shutdown: Shutdown) {
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ImapContext>,
+    acceptor: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+) {
     // The "connection closed" line names the peer too (the span), so at
     // info one line per connection is enough; logging costs CPU per line.
     debug!("connection opened");
-    match run_session(stream, peer, &ctx, shutdown).await {
+    let result = match acceptor {
+        None => run_session(stream, peer, &ctx, shutdown, false).await,
+        // Implicit TLS (RFC 8314): the handshake comes before the greeting.
+        Some(acceptor) => match tls::accept(&acceptor, stream).await {
+            Ok(stream) => run_session(stream, peer, &ctx, shutdown, true).await,
+            Err(e) => {
+                info!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    match result {
         Ok(s) => info!(commands = s.commands, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),
     }

@@ -92,21 +92,25 @@ pub(crate) fn store_failure(e: &StoreError) -> Outcome {
     }
 }
 
-/// Runs one session to its end. The caller owns connection limits.
+/// Runs one session to its end. The caller owns connection limits. `tls`
+/// says the stream is already protected by TLS (an implicit-TLS listener),
+/// which allows passwords from anywhere.
 pub async fn run_session<S>(
     mut stream: S,
     peer: SocketAddr,
     ctx: &ImapContext,
     mut shutdown: Shutdown,
+    tls: bool,
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Passwords travel in the clear until TLS exists: only from loopback.
+    // Passwords only under TLS, or from loopback (RFC 8314 §5.1 asks no
+    // cleartext passwords over the network).
     let config = ServerConfig {
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
-        allow_plaintext: peer.ip().is_loopback(),
+        allow_plaintext: tls || peer.ip().is_loopback(),
         starttls_available: false,
     };
     let mut server = Server::new(config);

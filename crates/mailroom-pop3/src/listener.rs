@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mailroom_pop3_proto::{Code, Reply};
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
+use mailroom_services::tls::{self, TlsAcceptor};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
@@ -14,7 +15,13 @@ use crate::session::run_session;
 
 /// Serves POP3 on `listener` until shutdown; then stops accepting, lets
 /// sessions finish for up to `grace`, and aborts whatever is left.
-pub async fn serve(listener: TcpListener, ctx: Arc<Pop3Context>, shutdown: Shutdown, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Pop3Context>,
+    tls: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+    grace: Duration,
+) {
     let options = ListenerOptions { proto: "pop3", connections: Arc::clone(&ctx.connections), shutdown, grace };
     let refuse = |refusal, _ip| {
         let text = match refusal {
@@ -24,16 +31,33 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Pop3Context>, shutdown: Shutd
         Reply::err(Some(Code::SysTemp), text).to_bytes()
     };
     accept_loop(listener, options, refuse, move |stream, peer, shutdown| {
-        handle(stream, peer, Arc::clone(&ctx), shutdown)
+        handle(stream, peer, Arc::clone(&ctx), tls.clone(), shutdown)
     })
     .await;
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Pop3Context>, shutdown: Shutdown) {
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Pop3Context>,
+    acceptor: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+) {
     // The "connection closed" line names the peer too (the span), so at
     // info one line per connection is enough; logging costs CPU per line.
     debug!("connection opened");
-    match run_session(stream, peer, &ctx, shutdown).await {
+    let result = match acceptor {
+        None => run_session(stream, peer, &ctx, shutdown, false).await,
+        // Implicit TLS (RFC 8314): the handshake comes before the greeting.
+        Some(acceptor) => match tls::accept(&acceptor, stream).await {
+            Ok(stream) => run_session(stream, peer, &ctx, shutdown, true).await,
+            Err(e) => {
+                info!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    match result {
         Ok(s) => info!(retrieved = s.retrieved, deleted = s.deleted, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),
     }

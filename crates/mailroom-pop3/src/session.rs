@@ -71,18 +71,22 @@ fn temporary_failure() -> Reply {
     Reply::err(Some(Code::SysTemp), "Temporary server failure, try again later.")
 }
 
-/// Runs one session to its end. The caller owns connection limits.
+/// Runs one session to its end. The caller owns connection limits. `tls`
+/// says the stream is already protected by TLS (an implicit-TLS listener),
+/// which allows passwords from anywhere.
 pub async fn run_session<S>(
     mut stream: S,
     peer: SocketAddr,
     ctx: &Pop3Context,
     mut shutdown: Shutdown,
+    tls: bool,
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Passwords travel in the clear until TLS exists: only from loopback.
-    let allow_plaintext = peer.ip().is_loopback();
+    // Passwords only under TLS, or from loopback (RFC 8314 §5.1 asks no
+    // cleartext passwords over the network).
+    let allow_plaintext = tls || peer.ip().is_loopback();
     let config = ServerConfig { hostname: ctx.hostname.clone(), limits: ctx.limits.clone(), allow_plaintext };
     let mut server = Server::new(config);
     let mut maildrop: Option<Maildrop> = None;

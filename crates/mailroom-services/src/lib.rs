@@ -7,6 +7,7 @@
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
 //! - [`message`]: small helpers over mail-parser (the header cache).
 //! - [`net`]: what every listener shares: connection limits and shutdown.
+//! - [`tls`]: the TLS identity: configured, or self-signed once.
 //!
 //! Front ends (SMTP, and later IMAP, POP3, webmail) never call each other;
 //! they meet here and in the store. This crate reads no wall clock and no
@@ -18,3 +19,4 @@ pub mod config;
 pub mod delivery;
 pub mod message;
 pub mod net;
+pub mod tls;

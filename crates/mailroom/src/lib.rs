@@ -74,6 +74,10 @@ pub struct Running {
     pub pop3: Option<std::net::SocketAddr>,
     /// The address the `imap` listener is bound to, if enabled.
     pub imap: Option<std::net::SocketAddr>,
+    /// The address the `imaps` listener (implicit TLS) is bound to.
+    pub imaps: Option<std::net::SocketAddr>,
+    /// The address the `pop3s` listener (implicit TLS) is bound to.
+    pub pop3s: Option<std::net::SocketAddr>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
 }
@@ -94,9 +98,13 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     let ids = Arc::new(IdGenerator::new(salt));
     let mut tasks = JoinSet::new();
     let grace: Duration = config.shutdown_grace.0;
-    if config.tls.cert.is_some() {
-        tracing::warn!("tls.cert and tls.key are not used yet: no listener speaks TLS in this version");
-    }
+    // The TLS identity, made (or generated, the first time) only when some
+    // listener speaks TLS.
+    let acceptor = if config.listen.imaps.is_some() || config.listen.pop3s.is_some() {
+        Some(mailroom_services::tls::acceptor(&config).context("cannot set up TLS")?)
+    } else {
+        None
+    };
     let auth = Arc::new(
         Authenticator::new(Arc::clone(&clock), config.auth.failure_delay.0, config.auth.failure_delay_max.0)
             .context("cannot set up password checks")?,
@@ -119,10 +127,8 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         tasks.spawn(mailroom_smtp::serve(listener, ctx, shutdown.clone(), grace));
     }
 
-    let mut pop3 = None;
-    if let Some(addr) = config.listen.pop3 {
-        let (listener, local) = bind("pop3", addr).await?;
-        pop3 = Some(local);
+    let (mut pop3, mut pop3s) = (None, None);
+    if config.listen.pop3.is_some() || config.listen.pop3s.is_some() {
         let ctx = Arc::new(Pop3Context {
             hostname: config.hostname.clone(),
             limits: mailroom_pop3_proto::Limits::default(),
@@ -132,13 +138,20 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             locks: MaildropLocks::new(),
             connections: Arc::clone(&connections),
         });
-        tasks.spawn(mailroom_pop3::serve(listener, ctx, shutdown.clone(), grace));
+        for (key, addr, tls, bound) in [
+            ("pop3", config.listen.pop3, None, &mut pop3),
+            ("pop3s", config.listen.pop3s, acceptor.clone(), &mut pop3s),
+        ] {
+            if let Some(addr) = addr {
+                let (listener, local) = bind(key, addr).await?;
+                *bound = Some(local);
+                tasks.spawn(mailroom_pop3::serve(listener, Arc::clone(&ctx), tls, shutdown.clone(), grace));
+            }
+        }
     }
 
-    let mut imap = None;
-    if let Some(addr) = config.listen.imap {
-        let (listener, local) = bind("imap", addr).await?;
-        imap = Some(local);
+    let (mut imap, mut imaps) = (None, None);
+    if config.listen.imap.is_some() || config.listen.imaps.is_some() {
         let ctx = Arc::new(ImapContext {
             hostname: config.hostname.clone(),
             limits: mailroom_imap_proto::Limits {
@@ -152,9 +165,18 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             clock: Arc::clone(&clock),
             ids: Arc::clone(&ids),
         });
-        tasks.spawn(mailroom_imap::serve(listener, ctx, shutdown.clone(), grace));
+        for (key, addr, tls, bound) in [
+            ("imap", config.listen.imap, None, &mut imap),
+            ("imaps", config.listen.imaps, acceptor.clone(), &mut imaps),
+        ] {
+            if let Some(addr) = addr {
+                let (listener, local) = bind(key, addr).await?;
+                *bound = Some(local);
+                tasks.spawn(mailroom_imap::serve(listener, Arc::clone(&ctx), tls, shutdown.clone(), grace));
+            }
+        }
     }
-    Ok(Running { smtp, pop3, imap, trigger, tasks })
+    Ok(Running { smtp, pop3, imap, imaps, pop3s, trigger, tasks })
 }
 
 /// Binds the listener named `key` in `[listen]`.

@@ -270,6 +270,12 @@ async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_typ
     if let Some(addr) = running.imap {
         println!("imap listening on {addr}");
     }
+    if let Some(addr) = running.imaps {
+        println!("imaps listening on {addr}");
+    }
+    if let Some(addr) = running.pop3s {
+        println!("pop3s listening on {addr}");
+    }
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}

@@ -23,6 +23,7 @@
 //!   largest literal, the longest command line (CRLF included) and the
 //!   largest command for sessions opened from now on.
 //! - `!peer ADDRESS`: sessions opened from now on come from ADDRESS.
+//! - `!tls`: sessions opened from now on are under TLS, as on `imaps`.
 //! - `!timeout idle=DURATION`: the idle timeout of sessions opened from now.
 //! - `!shutdown`: begins graceful shutdown.
 //!
@@ -126,6 +127,7 @@ impl ImapWorld {
                 }
             }
             "peer" => w.peer = arg(0)?.parse().map_err(|e| format!("bad address: {e}"))?,
+            "tls" => w.tls = true,
             "timeout" => {
                 let (k, v) = arg(0)?.split_once('=').ok_or("timeout needs idle=duration")?;
                 match k {

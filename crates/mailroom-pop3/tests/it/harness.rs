@@ -43,6 +43,8 @@ pub struct World {
     pub idle_timeout: Duration,
     /// Client address of sessions opened from now on.
     pub peer: IpAddr,
+    /// Whether sessions opened from now on are under TLS (as on `pop3s`).
+    pub tls: bool,
     /// The session tasks, in the order they were opened.
     pub sessions: Vec<JoinHandle<()>>,
 }
@@ -82,6 +84,7 @@ impl World {
             connections: ConnectionLimiter::new(100, 100),
             idle_timeout: Duration::from_secs(600),
             peer: LOOPBACK,
+            tls: false,
             sessions: Vec::new(),
         }
     }
@@ -104,8 +107,9 @@ impl World {
         let ctx = self.context();
         let shutdown = self.shutdown.clone();
         let peer = SocketAddr::new(self.peer, 40000 + self.sessions.len() as u16);
+        let tls = self.tls;
         let task = tokio::spawn(async move {
-            let _ = mailroom_pop3::run_session(server, peer, &ctx, shutdown).await;
+            let _ = mailroom_pop3::run_session(server, peer, &ctx, shutdown, tls).await;
         });
         self.sessions.push(task);
         client

@@ -15,6 +15,8 @@
 //! - `!unlocked USER`: waits until no session holds USER's maildrop.
 //! - `!peer ADDRESS`: sessions opened from now on come from ADDRESS
 //!   (e.g. 192.0.2.7, off loopback, where cleartext logins are refused).
+//! - `!tls on|off`: sessions opened from now on are under TLS (as on
+//!   `pop3s`) or not.
 //! - `!timeout idle=DURATION`: the idle timeout of sessions opened from now.
 //! - `!shutdown`: begins graceful shutdown.
 //!
@@ -87,6 +89,7 @@ impl transcript::World for Pop3World {
             }
             "unlocked" => self.world.wait_unlocked(arg(0)?).await?,
             "peer" => self.world.peer = arg(0)?.parse().map_err(|e| format!("bad address: {e}"))?,
+            "tls" => self.world.tls = arg(0)? == "on",
             "timeout" => {
                 let (k, v) = arg(0)?.split_once('=').ok_or("timeout needs idle=duration")?;
                 match k {

@@ -100,6 +100,12 @@ pub struct ListenConfig {
     /// (production `0.0.0.0:143`).
     #[serde(default)]
     pub imap: Option<SocketAddr>,
+    /// IMAP over implicit TLS (RFC 8314; production `0.0.0.0:993`).
+    #[serde(default)]
+    pub imaps: Option<SocketAddr>,
+    /// POP3 over implicit TLS (RFC 8314; production `0.0.0.0:995`).
+    #[serde(default)]
+    pub pop3s: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -108,6 +114,8 @@ impl Default for ListenConfig {
             smtp: Some(SocketAddr::from(([127, 0, 0, 1], 2525))),
             pop3: Some(SocketAddr::from(([127, 0, 0, 1], 1110))),
             imap: Some(SocketAddr::from(([127, 0, 0, 1], 1143))),
+            imaps: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
+            pop3s: Some(SocketAddr::from(([127, 0, 0, 1], 1995))),
         }
     }
 }
@@ -115,15 +123,15 @@ impl Default for ListenConfig {
 impl ListenConfig {
     /// Every enabled listener with its key, for checks over all of them.
     pub fn enabled(&self) -> Vec<(&'static str, SocketAddr)> {
-        [("smtp", self.smtp), ("pop3", self.pop3), ("imap", self.imap)]
+        [("smtp", self.smtp), ("pop3", self.pop3), ("imap", self.imap), ("imaps", self.imaps), ("pop3s", self.pop3s)]
             .into_iter()
             .filter_map(|(k, a)| a.map(|a| (k, a)))
             .collect()
     }
 }
 
-/// TLS material, for STARTTLS and the implicit-TLS listeners once they
-/// exist; validated now, and the server warns that it is unused.
+/// TLS material for the implicit-TLS listeners (and STARTTLS): see
+/// [`crate::tls`].
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {

@@ -513,6 +513,8 @@ impl InProcess {
         config.listen.smtp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.listen.pop3 = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.listen.imap = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.listen.imaps = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.listen.pop3s = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         adjust(&mut config);
         config.validate(Path::new("(test)")).expect("valid test config");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -545,6 +547,26 @@ impl InProcess {
     /// The bound IMAP address (start with `listen.imap` set, e.g. to port 0).
     pub fn imap_addr(&self) -> SocketAddr {
         self.running.as_ref().and_then(|r| r.imap).expect("imap listener bound")
+    }
+
+    /// The bound IMAP-over-TLS address.
+    pub fn imaps_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.imaps).expect("imaps listener bound")
+    }
+
+    /// The bound POP3-over-TLS address.
+    pub fn pop3s_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.pop3s).expect("pop3s listener bound")
+    }
+
+    /// The self-signed certificate the server generated (PEM), to verify
+    /// its TLS listeners against.
+    pub fn certificate(&self) -> PathBuf {
+        self._dir
+            .path()
+            .join("data")
+            .join(mailroom_services::tls::SELF_SIGNED_DIR)
+            .join(mailroom_services::tls::SELF_SIGNED_CERT)
     }
 }
 

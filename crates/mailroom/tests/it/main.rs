@@ -9,3 +9,4 @@ mod imap;
 mod limits;
 mod pop3;
 mod shutdown;
+mod tls;

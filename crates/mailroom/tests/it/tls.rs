@@ -1,0 +1,89 @@
+//! Implicit TLS (RFC 8314) on the `imaps` and `pop3s` listeners, with real
+//! clients: Python's imaplib and poplib verifying the server's certificate
+//! (the self-signed one it generated into its data directory) by name, and
+//! refusing a server they cannot verify.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{InProcess, require_tool, run_with_timeout, send_mail, show};
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+const ALICE: &str = "alice@example.test";
+/// InProcess gives every user the password `pw-USER`.
+const ALICE_PW: &str = "pw-alice@example.test";
+
+/// Reads alice's messages over IMAPS and POP3S, printing each as hex, and
+/// checks that a client without the certificate refuses the server.
+const CLIENTS: &str = r#"
+import imaplib, poplib, ssl, sys
+imaps, pop3s, cafile, user, pw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=cafile)
+# The certificate names the host name and localhost; verified by name.
+M = imaplib.IMAP4_SSL("localhost", imaps, ssl_context=ctx, timeout=10)
+print("imaps_version", M.sock.version())
+print("imaps_caps", " ".join(M.capabilities))
+M.login(user, pw)
+M.select("INBOX", readonly=True)
+typ, data = M.uid("FETCH", "1", "(BODY.PEEK[])")
+print("imaps_message", data[0][1].hex())
+M.logout()
+P = poplib.POP3_SSL("localhost", pop3s, context=ctx, timeout=10)
+P.user(user)
+P.pass_(pw)
+resp, lines, octets = P.retr(1)
+print("pop3s_message", (b"\r\n".join(lines) + b"\r\n").hex())
+P.quit()
+try:
+    imaplib.IMAP4_SSL("localhost", imaps, ssl_context=ssl.create_default_context(), timeout=10)
+    print("unverified", "accepted")
+except ssl.SSLCertVerificationError:
+    print("unverified", "refused")
+"#;
+
+#[test]
+fn imaps_and_pop3s_with_a_verified_certificate() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = InProcess::start();
+    let message = b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: over TLS\r\n\r\nSecret.\r\n";
+    send_mail(server.addr, "bob@example.test", ALICE, message);
+    let stored = server.inbox(ALICE).remove(0).1;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", CLIENTS])
+        .arg(server.imaps_addr().port().to_string())
+        .arg(server.pop3s_addr().port().to_string())
+        .arg(server.certificate())
+        .args([ALICE, ALICE_PW]);
+    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    assert!(out.status.success(), "clients failed ({:?}): {}\n{}", out.status, show(&out.stderr), show(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert!(field("imaps_version").starts_with("TLSv1."), "{stdout}");
+    assert!(!field("imaps_caps").contains("LOGINDISABLED"), "{stdout}");
+    let hex: String = stored.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(field("imaps_message"), hex, "IMAPS returns the stored bytes");
+    assert_eq!(field("pop3s_message"), hex, "POP3S returns the stored bytes");
+    assert_eq!(field("unverified"), "refused", "a client that cannot verify the certificate refuses");
+}
+
+/// A cleartext client on a TLS port gets no greeting: its bytes fail the
+/// handshake and the connection closes.
+#[test]
+fn a_cleartext_client_on_the_tls_port_gets_nothing() {
+    use std::io::{Read, Write};
+    let server = InProcess::start();
+    let mut s = std::net::TcpStream::connect(server.imaps_addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"a1 CAPABILITY\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(!buf.starts_with(b"* OK"), "no cleartext greeting on imaps: {}", show(&buf));
+}
