@@ -22,6 +22,7 @@ use mailroom_imap_proto::response::{Code, Status};
 use mailroom_imap_proto::{Deferred, Event, Server, ServerConfig};
 use mailroom_services::auth::Login;
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
+use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_store::{AccountRecord, ChangeEvent, ChangeKind, MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
@@ -93,25 +94,27 @@ pub(crate) fn store_failure(e: &StoreError) -> Outcome {
 }
 
 /// Runs one session to its end. The caller owns connection limits. `tls`
-/// says the stream is already protected by TLS (an implicit-TLS listener),
-/// which allows passwords from anywhere.
+/// says how the stream is protected: under TLS already (an implicit-TLS
+/// listener), or plain with STARTTLS offered when it carries an acceptor.
+/// Passwords are accepted under TLS, or from loopback.
 pub async fn run_session<S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     ctx: &ImapContext,
     mut shutdown: Shutdown,
-    tls: bool,
+    security: Security,
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Passwords only under TLS, or from loopback (RFC 8314 §5.1 asks no
-    // cleartext passwords over the network).
+    let mut stream = MaybeTls::Plain(stream);
+    // RFC 8314 §5.1 (and RFC 9051 §11.1): no cleartext passwords over the
+    // network.
     let config = ServerConfig {
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
-        allow_plaintext: tls || peer.ip().is_loopback(),
-        starttls_available: false,
+        allow_plaintext: security.is_tls() || peer.ip().is_loopback(),
+        starttls_available: security.starttls().is_some(),
     };
     let mut server = Server::new(config);
     let mut session = Session { ctx, account: None, selected: None, changes: None };
@@ -219,7 +222,16 @@ where
                 server.close_with("Internal error");
             }
             Event::Settle => session.finish_appends(&mut server, &mut in_flight).await,
-            Event::StartTls => server.respond_no(None, "TLS is not available"),
+            Event::StartTls => {
+                // The OK goes out in the clear; then the handshake. The
+                // protocol offers STARTTLS only when there is an acceptor.
+                write_output(&mut stream, &mut server).await?;
+                let Some(acceptor) = security.starttls() else {
+                    return Err(io::Error::other("STARTTLS without an acceptor"));
+                };
+                stream.start_tls(acceptor).await?;
+                server.tls_started();
+            }
             Event::IdleStarted { .. } => {
                 session.finish_appends(&mut server, &mut in_flight).await;
                 // Whatever is pending goes out at once (RFC 2177 §3).

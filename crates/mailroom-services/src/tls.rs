@@ -9,13 +9,16 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 pub use tokio_rustls::TlsAcceptor;
 pub use tokio_rustls::server::TlsStream;
@@ -58,6 +61,107 @@ pub async fn accept(acceptor: &TlsAcceptor, stream: TcpStream) -> io::Result<Tls
     tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}
+
+/// How a session's connection is protected, as its listener knows it.
+#[derive(Clone)]
+pub enum Security {
+    /// Under TLS from the first byte (an implicit-TLS listener, RFC 8314).
+    Tls,
+    /// In the clear; STARTTLS upgrades it when an acceptor is given.
+    Plain(Option<TlsAcceptor>),
+}
+
+impl Security {
+    /// Whether the connection is already protected.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Security::Tls)
+    }
+
+    /// The acceptor STARTTLS uses, when it is offered.
+    pub fn starttls(&self) -> Option<&TlsAcceptor> {
+        match self {
+            Security::Plain(acceptor) => acceptor.as_ref(),
+            Security::Tls => None,
+        }
+    }
+}
+
+/// What a listener does about TLS.
+#[derive(Clone)]
+pub enum ListenerTls {
+    /// Plain connections; STARTTLS upgrades them when an acceptor is given.
+    Plain(Option<TlsAcceptor>),
+    /// Every connection begins with the TLS handshake (RFC 8314).
+    Implicit(TlsAcceptor),
+}
+
+/// A session's stream, which STARTTLS turns from plain into TLS in place.
+#[derive(Debug)]
+pub enum MaybeTls<S> {
+    /// Not (yet) protected.
+    Plain(S),
+    /// Protected since STARTTLS.
+    Tls(Box<TlsStream<S>>),
+    /// A handshake failed midway: the connection is unusable.
+    Broken,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> MaybeTls<S> {
+    /// Runs the server side of the TLS handshake on the plain stream,
+    /// within [`HANDSHAKE_TIMEOUT`]. Bytes the client sent after the
+    /// STARTTLS command and before its handshake are read as handshake
+    /// data, so they fail it: they are never taken as commands.
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        let MaybeTls::Plain(plain) = std::mem::replace(self, MaybeTls::Broken) else {
+            return Err(io::Error::other("STARTTLS on a stream that is not plain"));
+        };
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(plain))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        *self = MaybeTls::Tls(Box::new(tls));
+        Ok(())
+    }
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Broken => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 /// The certificate and key files a server with `config` presents: the

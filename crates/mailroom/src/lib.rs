@@ -13,6 +13,7 @@ use mailroom_pop3::{MaildropLocks, Pop3Context};
 use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
+use mailroom_services::tls::ListenerTls;
 use mailroom_smtp::SmtpContext;
 use mailroom_store::{AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Clock, IdGenerator, SystemClock};
@@ -98,13 +99,9 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     let ids = Arc::new(IdGenerator::new(salt));
     let mut tasks = JoinSet::new();
     let grace: Duration = config.shutdown_grace.0;
-    // The TLS identity, made (or generated, the first time) only when some
-    // listener speaks TLS.
-    let acceptor = if config.listen.imaps.is_some() || config.listen.pop3s.is_some() {
-        Some(mailroom_services::tls::acceptor(&config).context("cannot set up TLS")?)
-    } else {
-        None
-    };
+    // The TLS identity (generated the first time when none is configured),
+    // for the implicit-TLS listeners and STARTTLS.
+    let acceptor = mailroom_services::tls::acceptor(&config).context("cannot set up TLS")?;
     let auth = Arc::new(
         Authenticator::new(Arc::clone(&clock), config.auth.failure_delay.0, config.auth.failure_delay_max.0)
             .context("cannot set up password checks")?,
@@ -140,7 +137,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         });
         for (key, addr, tls, bound) in [
             ("pop3", config.listen.pop3, None, &mut pop3),
-            ("pop3s", config.listen.pop3s, acceptor.clone(), &mut pop3s),
+            ("pop3s", config.listen.pop3s, Some(acceptor.clone()), &mut pop3s),
         ] {
             if let Some(addr) = addr {
                 let (listener, local) = bind(key, addr).await?;
@@ -165,10 +162,11 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             clock: Arc::clone(&clock),
             ids: Arc::clone(&ids),
         });
-        for (key, addr, tls, bound) in [
-            ("imap", config.listen.imap, None, &mut imap),
-            ("imaps", config.listen.imaps, acceptor.clone(), &mut imaps),
-        ] {
+        let plain = ListenerTls::Plain(Some(acceptor.clone()));
+        let implicit = ListenerTls::Implicit(acceptor.clone());
+        for (key, addr, tls, bound) in
+            [("imap", config.listen.imap, plain, &mut imap), ("imaps", config.listen.imaps, implicit, &mut imaps)]
+        {
             if let Some(addr) = addr {
                 let (listener, local) = bind(key, addr).await?;
                 *bound = Some(local);

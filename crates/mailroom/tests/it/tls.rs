@@ -87,3 +87,61 @@ fn a_cleartext_client_on_the_tls_port_gets_nothing() {
     let _ = s.read_to_end(&mut buf);
     assert!(!buf.starts_with(b"* OK"), "no cleartext greeting on imaps: {}", show(&buf));
 }
+
+/// IMAP STARTTLS (RFC 9051 §6.2.1) with imaplib, the certificate verified;
+/// and a command pipelined behind STARTTLS in the same packet is never
+/// carried out (the CVE-2011-0411 command-injection class).
+const STARTTLS: &str = r#"
+import imaplib, socket, ssl, sys
+imap, cafile, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+M = imaplib.IMAP4("localhost", imap, timeout=10)
+print("before", " ".join(M.capabilities))
+M.starttls(ssl_context=ctx)
+print("after", " ".join(M.capabilities))
+print("version", M.sock.version())
+M.login(user, pw)
+typ, data = M.select("INBOX", readonly=True)
+print("exists", data[0].decode())
+M.logout()
+
+s = socket.create_connection(("localhost", imap), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"a1 STARTTLS\r\na2 LOGIN injected command\r\n")
+print("starttls", f.readline().decode().strip())
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(b"a3 NOOP\r\n")
+g = t.makefile("rb")
+print("next", g.readline().decode().strip())
+"#;
+
+#[test]
+fn imap_starttls_verified_and_not_injectable() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = InProcess::start();
+    send_mail(server.addr, "bob@example.test", ALICE, b"Subject: hi\r\n\r\nHello.\r\n");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", STARTTLS])
+        .arg(server.imap_addr().port().to_string())
+        .arg(server.certificate())
+        .args([ALICE, ALICE_PW]);
+    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "imaplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert!(field("before").split(' ').any(|c| c == "STARTTLS"), "{stdout}");
+    assert!(!field("after").split(' ').any(|c| c == "STARTTLS"), "not offered twice: {stdout}");
+    assert!(field("version").starts_with("TLSv1."), "{stdout}");
+    assert_eq!(field("exists"), "1");
+    assert_eq!(field("starttls"), "a1 OK Begin TLS negotiation now");
+    assert_eq!(field("next"), "a3 OK NOOP completed", "the injected LOGIN was dropped: {stdout}");
+}
