@@ -33,6 +33,7 @@ pub(crate) enum Verb {
     Retr,
     Rset,
     Stat,
+    Stls,
     Top,
     Uidl,
     User,
@@ -40,7 +41,7 @@ pub(crate) enum Verb {
 
 impl Verb {
     fn parse(word: &str) -> Option<Verb> {
-        const VERBS: [(&str, Verb); 13] = [
+        const VERBS: [(&str, Verb); 14] = [
             ("AUTH", Verb::Auth),
             ("CAPA", Verb::Capa),
             ("DELE", Verb::Dele),
@@ -51,6 +52,7 @@ impl Verb {
             ("RETR", Verb::Retr),
             ("RSET", Verb::Rset),
             ("STAT", Verb::Stat),
+            ("STLS", Verb::Stls),
             ("TOP", Verb::Top),
             ("UIDL", Verb::Uidl),
             ("USER", Verb::User),

@@ -81,6 +81,9 @@ pub struct ServerConfig {
     /// false those commands are refused and not advertised, so that no
     /// password crosses the network in the clear (RFC 1939 §13).
     pub allow_plaintext: bool,
+    /// Whether STLS is offered (RFC 2595 §4): the driver can run a TLS
+    /// handshake and the connection is not protected yet.
+    pub stls_available: bool,
 }
 
 /// One message of the maildrop snapshot the driver hands over at login.
@@ -130,6 +133,11 @@ pub enum Event {
         /// The 1-based numbers of the messages marked by DELE, ascending.
         deleted: Vec<usize>,
     },
+    /// STLS was accepted and its `+OK` is in the output: write it, run
+    /// the TLS handshake, then call [`Server::tls_started`]. Anything the
+    /// client sent after STLS was dropped (RFC 2595 §4; the CVE-2011-0411
+    /// class of command injection).
+    StartTls,
     /// The session is over (QUIT answered, or [`Server::close_with`]):
     /// flush the output and close the connection. Every later call of
     /// [`Server::next`] returns this again.
@@ -146,7 +154,12 @@ pub enum Event {
 /// ```
 /// use mailroom_pop3_proto::{Event, Limits, MaildropEntry, Server, ServerConfig};
 ///
-/// let config = ServerConfig { hostname: "pop.test".into(), limits: Limits::default(), allow_plaintext: true };
+/// let config = ServerConfig {
+///     hostname: "pop.test".into(),
+///     limits: Limits::default(),
+///     allow_plaintext: true,
+///     stls_available: false,
+/// };
 /// let mut server = Server::new(config);
 /// server.feed(b"USER alice\r\nPASS secret\r\nRETR 1\r\nQUIT\r\n");
 /// let mut wire = Vec::new();
@@ -208,6 +221,7 @@ enum Pending {
     Login { user: String, password: Secret<String> },
     Retrieve { msg: usize, top_lines: Option<u64> },
     Update { deleted: Vec<usize> },
+    StartTls,
 }
 
 impl Pending {
@@ -216,6 +230,7 @@ impl Pending {
             Pending::Login { user, password } => Event::Login { user: user.clone(), password: password.clone() },
             Pending::Retrieve { msg, top_lines } => Event::Retrieve { msg: *msg, top_lines: *top_lines },
             Pending::Update { deleted } => Event::Update { deleted: deleted.clone() },
+            Pending::StartTls => Event::StartTls,
         }
     }
 }
@@ -404,6 +419,23 @@ impl Server {
                 self.state = State::Transaction(maildrop);
             }
             other => self.misuse(other, "accept_login"),
+        }
+    }
+
+    /// Answers `StartTls`: the handshake succeeded. Passwords may now be
+    /// sent, STLS is no longer offered, and the session starts over in
+    /// the AUTHORIZATION state with nothing read before the handshake.
+    pub fn tls_started(&mut self) {
+        match self.pending.take() {
+            Some(Pending::StartTls) => {
+                self.config.allow_plaintext = true;
+                self.config.stls_available = false;
+                self.state = State::Authorization { user: None };
+                self.input.clear();
+                self.pos = 0;
+                self.discarding = false;
+            }
+            other => self.misuse(other, "tls_started"),
         }
     }
 
@@ -602,6 +634,17 @@ impl Server {
                 self.reply(ok_logging_out());
                 self.close();
             }
+            (State::Authorization { .. }, Verb::Stls) => {
+                command::none(rest)?;
+                if !self.config.stls_available {
+                    return Err(err_stls_unavailable());
+                }
+                self.reply(ok_begin_tls());
+                // Nothing sent before the handshake may count after it.
+                self.input.clear();
+                self.pos = 0;
+                self.pending = Some(Pending::StartTls);
+            }
             (State::Authorization { .. }, v) if v.is_login() => self.login(v, rest)?,
             (State::Authorization { .. }, _) => return Err(err_not_logged_in()),
             (State::Transaction(_), v) if v.is_login() => return Err(err_already_logged_in()),
@@ -619,6 +662,9 @@ impl Server {
         // RFC 2449 §6.2, §6.3: only what may be used now is announced.
         if matches!(self.state, State::Authorization { .. }) && self.config.allow_plaintext {
             lines.extend(["USER", "SASL PLAIN"]);
+        }
+        if matches!(self.state, State::Authorization { .. }) && self.config.stls_available {
+            lines.push("STLS");
         }
         lines.extend(["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "IMPLEMENTATION Mailroom"]);
         self.reply(ok_capabilities());
@@ -784,6 +830,8 @@ impl Server {
                 self.pending = Some(Pending::Update { deleted });
             }
             Verb::Auth | Verb::Capa | Verb::Pass | Verb::User => {}
+            // RFC 2595 §4: only in the AUTHORIZATION state.
+            Verb::Stls => return Err(err_already_logged_in()),
         }
         Ok(())
     }

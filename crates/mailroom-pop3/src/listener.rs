@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mailroom_pop3_proto::{Code, Reply};
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
-use mailroom_services::tls::{self, TlsAcceptor};
+use mailroom_services::tls::{ListenerTls, Security, accept};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
@@ -18,7 +18,7 @@ use crate::session::run_session;
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<Pop3Context>,
-    tls: Option<TlsAcceptor>,
+    tls: ListenerTls,
     shutdown: Shutdown,
     grace: Duration,
 ) {
@@ -36,21 +36,15 @@ pub async fn serve(
     .await;
 }
 
-async fn handle(
-    stream: TcpStream,
-    peer: SocketAddr,
-    ctx: Arc<Pop3Context>,
-    acceptor: Option<TlsAcceptor>,
-    shutdown: Shutdown,
-) {
+async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Pop3Context>, tls: ListenerTls, shutdown: Shutdown) {
     // The "connection closed" line names the peer too (the span), so at
     // info one line per connection is enough; logging costs CPU per line.
     debug!("connection opened");
-    let result = match acceptor {
-        None => run_session(stream, peer, &ctx, shutdown, false).await,
+    let result = match tls {
+        ListenerTls::Plain(starttls) => run_session(stream, peer, &ctx, shutdown, Security::Plain(starttls)).await,
         // Implicit TLS (RFC 8314): the handshake comes before the greeting.
-        Some(acceptor) => match tls::accept(&acceptor, stream).await {
-            Ok(stream) => run_session(stream, peer, &ctx, shutdown, true).await,
+        ListenerTls::Implicit(acceptor) => match accept(&acceptor, stream).await {
+            Ok(stream) => run_session(stream, peer, &ctx, shutdown, Security::Tls).await,
             Err(e) => {
                 info!(error = %e, "TLS handshake failed");
                 return;

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use mailroom_pop3_proto::{Code, Event, MaildropEntry, Reply, Server, ServerConfig};
 use mailroom_services::auth::Login;
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
+use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_store::{AccountRecord, ChangeEvent, MailStore, StoreError};
 use mailroom_types::{BlobId, MailboxId, Uid};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -71,23 +72,28 @@ fn temporary_failure() -> Reply {
     Reply::err(Some(Code::SysTemp), "Temporary server failure, try again later.")
 }
 
-/// Runs one session to its end. The caller owns connection limits. `tls`
-/// says the stream is already protected by TLS (an implicit-TLS listener),
-/// which allows passwords from anywhere.
+/// Runs one session to its end. The caller owns connection limits.
+/// `security` says how the stream is protected: under TLS already (an
+/// implicit-TLS listener), or plain with STLS offered when it carries an
+/// acceptor. Passwords are accepted under TLS, or from loopback.
 pub async fn run_session<S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     ctx: &Pop3Context,
     mut shutdown: Shutdown,
-    tls: bool,
+    security: Security,
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Passwords only under TLS, or from loopback (RFC 8314 §5.1 asks no
-    // cleartext passwords over the network).
-    let allow_plaintext = tls || peer.ip().is_loopback();
-    let config = ServerConfig { hostname: ctx.hostname.clone(), limits: ctx.limits.clone(), allow_plaintext };
+    let mut stream = MaybeTls::Plain(stream);
+    // RFC 8314 §5.1: no cleartext passwords over the network.
+    let config = ServerConfig {
+        hostname: ctx.hostname.clone(),
+        limits: ctx.limits.clone(),
+        allow_plaintext: security.is_tls() || peer.ip().is_loopback(),
+        stls_available: security.starttls().is_some(),
+    };
     let mut server = Server::new(config);
     let mut maildrop: Option<Maildrop> = None;
     let mut summary = SessionSummary::default();
@@ -179,6 +185,16 @@ where
                         server.update_failed();
                     }
                 }
+            }
+            Event::StartTls => {
+                // The +OK goes out in the clear; then the handshake. The
+                // protocol offers STLS only when there is an acceptor.
+                write_output(&mut stream, &mut server).await?;
+                let Some(acceptor) = security.starttls() else {
+                    return Err(io::Error::other("STLS without an acceptor"));
+                };
+                stream.start_tls(acceptor).await?;
+                server.tls_started();
             }
             Event::Close => {
                 write_output(&mut stream, &mut server).await?;

@@ -135,10 +135,11 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             locks: MaildropLocks::new(),
             connections: Arc::clone(&connections),
         });
-        for (key, addr, tls, bound) in [
-            ("pop3", config.listen.pop3, None, &mut pop3),
-            ("pop3s", config.listen.pop3s, Some(acceptor.clone()), &mut pop3s),
-        ] {
+        let plain = ListenerTls::Plain(Some(acceptor.clone()));
+        let implicit = ListenerTls::Implicit(acceptor.clone());
+        for (key, addr, tls, bound) in
+            [("pop3", config.listen.pop3, plain, &mut pop3), ("pop3s", config.listen.pop3s, implicit, &mut pop3s)]
+        {
             if let Some(addr) = addr {
                 let (listener, local) = bind(key, addr).await?;
                 *bound = Some(local);

@@ -108,6 +108,14 @@ pub(crate) fn err_not_logged_in() -> Reply {
     Reply::err(None, "Not logged in.")
 }
 
+pub(crate) fn ok_begin_tls() -> Reply {
+    Reply::ok("Begin TLS negotiation now.")
+}
+
+pub(crate) fn err_stls_unavailable() -> Reply {
+    Reply::err(None, "STLS is not available.")
+}
+
 pub(crate) fn err_already_logged_in() -> Reply {
     Reply::err(None, "Already logged in.")
 }

@@ -46,6 +46,7 @@ fn snapshot() -> Vec<MaildropEntry> {
 struct Script {
     limits: Limits,
     allow_plaintext: bool,
+    stls_available: bool,
     update_fails: bool,
     maildrop: Vec<MaildropEntry>,
 }
@@ -61,7 +62,13 @@ struct Outcome {
 
 impl Script {
     fn new() -> Script {
-        Script { limits: Limits::default(), allow_plaintext: true, update_fails: false, maildrop: snapshot() }
+        Script {
+            limits: Limits::default(),
+            allow_plaintext: true,
+            stls_available: false,
+            update_fails: false,
+            maildrop: snapshot(),
+        }
     }
 
     fn no_plaintext(mut self) -> Script {
@@ -70,8 +77,12 @@ impl Script {
     }
 
     fn server(&self) -> Server {
-        let config =
-            ServerConfig { hostname: HOST.into(), limits: self.limits.clone(), allow_plaintext: self.allow_plaintext };
+        let config = ServerConfig {
+            hostname: HOST.into(),
+            limits: self.limits.clone(),
+            allow_plaintext: self.allow_plaintext,
+            stls_available: self.stls_available,
+        };
         Server::new(config)
     }
 
@@ -140,6 +151,11 @@ impl Driver {
                         Some(content) => self.server.message(content.as_bytes()),
                         None => self.server.message_unavailable(),
                     }
+                }
+                Event::StartTls => {
+                    // The handshake is the driver's; here it always works.
+                    self.outcome.events.push("StartTls".into());
+                    self.server.tls_started();
                 }
                 Event::Update { deleted } => {
                     self.outcome.events.push(format!("Update {deleted:?}"));
@@ -324,7 +340,7 @@ fn login_commands_after_login() {
 
 #[test]
 fn unknown_commands() {
-    for input in ["FOO\n", "\n", "APOP alice 0123\n", "STLS\n", " STAT\n", "RETRX 1\n"] {
+    for input in ["FOO\n", "\n", "APOP alice 0123\n", " STAT\n", "RETRX 1\n"] {
         check(input, "-ERR Unknown command.\n");
         check_logged_in(input, "-ERR Unknown command.\n");
     }
@@ -664,4 +680,38 @@ fn clear_output_keeps_a_bounded_buffer() {
     assert!(server.output().is_empty());
     // The buffer is reused but not pinned at its peak size.
     assert!(server.output.capacity() <= KEEP_OUTPUT_CAPACITY);
+}
+
+/// RFC 2595 §4: STLS is offered before login when the driver can do TLS;
+/// what came with it is dropped, and afterwards passwords are welcome and
+/// STLS is no longer offered. Input is fed in two packets, as the network
+/// would deliver it: the first with the STLS and an injected command, the
+/// second after the handshake.
+#[test]
+fn stls_upgrades_and_drops_what_came_with_it() {
+    let mut script = Script::new().no_plaintext();
+    script.stls_available = true;
+    let outcome = Driver::new(script.clone())
+        .run([&b"CAPA\r\nSTLS\r\nUSER injected\r\n"[..], b"CAPA\r\nUSER alice\r\nPASS secret\r\n"]);
+    let expected = format!(
+        "{GREETING}{}",
+        crlf(
+            "+OK Capability list follows\nTOP\nUIDL\nSTLS\nRESP-CODES\nAUTH-RESP-CODE\nPIPELINING\nEXPIRE NEVER\n\
+             IMPLEMENTATION Mailroom\n.\n\
+             +OK Begin TLS negotiation now.\n\
+             +OK Capability list follows\nTOP\nUIDL\nUSER\nSASL PLAIN\nRESP-CODES\nAUTH-RESP-CODE\nPIPELINING\n\
+             EXPIRE NEVER\nIMPLEMENTATION Mailroom\n.\n\
+             +OK\n\
+             +OK Logged in, 4 messages (214 octets).\n"
+        )
+    );
+    assert_eq!(outcome.output, expected);
+    assert_eq!(outcome.events, ["StartTls", "Login alice secret"], "the injected USER never ran");
+
+    // Not offered: refused, and the session goes on in the clear.
+    check_with(&Script::new(), b"STLS\r\n", "-ERR STLS is not available.\n");
+    // Only before login (RFC 2595 §4).
+    script.allow_plaintext = true;
+    let outcome = script.run(b"USER alice\r\nPASS secret\r\nSTLS\r\n");
+    assert!(outcome.output.ends_with("-ERR Already logged in.\r\n"), "{}", outcome.output);
 }

@@ -157,7 +157,9 @@ async fn large_message_round_trips_and_summary_counts() {
     let ctx = world.context();
     let shutdown = world.shutdown.clone();
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
-    let session = tokio::spawn(async move { mailroom_pop3::run_session(server, peer, &ctx, shutdown, false).await });
+    let session = tokio::spawn(async move {
+        mailroom_pop3::run_session(server, peer, &ctx, shutdown, mailroom_services::tls::Security::Plain(None)).await
+    });
     let mut c = Client::open(client).await;
     assert_eq!(c.command("USER alice@example.test").await, "+OK");
     assert_eq!(c.command("PASS secret").await, format!("+OK Logged in, 2 messages ({total} octets)."));

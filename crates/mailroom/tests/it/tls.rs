@@ -145,3 +145,59 @@ fn imap_starttls_verified_and_not_injectable() {
     assert_eq!(field("starttls"), "a1 OK Begin TLS negotiation now");
     assert_eq!(field("next"), "a3 OK NOOP completed", "the injected LOGIN was dropped: {stdout}");
 }
+
+/// POP3 STLS (RFC 2595 §4) with poplib, the certificate verified; and a
+/// command pipelined behind STLS in the same packet is never carried out.
+const STLS: &str = r#"
+import poplib, socket, ssl, sys
+pop3, cafile, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+P = poplib.POP3("localhost", pop3, timeout=10)
+print("before", " ".join(sorted(P.capa())))
+P.stls(context=ctx)
+print("after", " ".join(sorted(P.capa())))
+print("version", P.sock.version())
+P.user(user)
+P.pass_(pw)
+print("stat", P.stat()[0])
+P.quit()
+
+s = socket.create_connection(("localhost", pop3), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"STLS\r\nQUIT\r\n")
+print("stls", f.readline().decode().strip())
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(b"NOOP\r\n")
+g = t.makefile("rb")
+print("next", g.readline().decode().strip())
+"#;
+
+#[test]
+fn pop3_stls_verified_and_not_injectable() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = InProcess::start();
+    send_mail(server.addr, "bob@example.test", ALICE, b"Subject: hi\r\n\r\nHello.\r\n");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", STLS]).arg(server.pop3_addr().port().to_string()).arg(server.certificate()).args([ALICE, ALICE_PW]);
+    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "poplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert!(field("before").split(' ').any(|c| c == "STLS"), "{stdout}");
+    assert!(!field("after").split(' ').any(|c| c == "STLS"), "not offered twice: {stdout}");
+    assert!(field("version").starts_with("TLSv1."), "{stdout}");
+    assert_eq!(field("stat"), "1");
+    assert_eq!(field("stls"), "+OK Begin TLS negotiation now.");
+    // The session is alive and still before login (NOOP needs a login): a
+    // QUIT carried out would have ended it instead.
+    assert_eq!(field("next"), "-ERR Not logged in.", "the injected QUIT was dropped: {stdout}");
+}
