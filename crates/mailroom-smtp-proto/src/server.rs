@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub hostname: String,
     /// The limits to enforce.
     pub limits: Limits,
+    /// Whether STARTTLS is offered (RFC 3207): the driver can run a TLS
+    /// handshake and the connection is not protected yet.
+    pub starttls_available: bool,
 }
 
 /// What the driver must do next; returned by [`Server::next`].
@@ -110,6 +113,11 @@ pub enum Event {
     /// The server has already queued any reply due; discard the sink. No
     /// answer is expected.
     MessageAborted,
+    /// STARTTLS was accepted and its 220 is in the output: write it, run
+    /// the TLS handshake, then call [`Server::tls_started`]. Whatever the
+    /// client sent after STARTTLS was dropped (RFC 3207 §4.2; the
+    /// CVE-2011-0411 class of command injection).
+    StartTls,
     /// QUIT was answered or a 421 was sent: flush the output and close the
     /// connection. Every later call of [`Server::next`] returns this again.
     Close,
@@ -174,6 +182,7 @@ enum Pending {
     Rcpt(ForwardPath, RcptParams),
     DataStart(ContentKind),
     MessageEnd,
+    StartTls,
 }
 
 impl Pending {
@@ -183,6 +192,7 @@ impl Pending {
             Pending::Rcpt(f, p) => Event::Rcpt { forward_path: f.clone(), params: p.clone() },
             Pending::DataStart(_) => Event::DataStart,
             Pending::MessageEnd => Event::MessageEnd,
+            Pending::StartTls => Event::StartTls,
         }
     }
 }
@@ -498,7 +508,46 @@ impl Server {
                 self.reset_transaction();
                 self.close();
             }
-            Command::StartTls | Command::Auth(_) => self.reply(r502_not_implemented()),
+            Command::StartTls => self.handle_starttls(),
+            Command::Auth(_) => self.reply(r502_not_implemented()),
+        }
+    }
+
+    /// STARTTLS (RFC 3207 §4): only after EHLO and outside a transaction;
+    /// nothing sent with it counts, whatever the handshake's outcome.
+    fn handle_starttls(&mut self) {
+        if !self.config.starttls_available {
+            return self.reply(r502_not_implemented());
+        }
+        if !self.extended {
+            return self.reply(r503_ehlo_first());
+        }
+        if self.transaction.is_some() {
+            return self.reply(r503_transaction_in_progress());
+        }
+        self.reply(r220_ready_for_tls());
+        self.input.clear();
+        self.pending = Some(Pending::StartTls);
+    }
+
+    /// Answers [`Event::StartTls`]: the handshake succeeded. The session
+    /// starts over as after the greeting (RFC 3207 §4.2: all knowledge
+    /// from before is discarded, so the client must send EHLO again), and
+    /// STARTTLS is no longer offered.
+    pub fn tls_started(&mut self) {
+        match self.pending.take() {
+            Some(Pending::StartTls) => {
+                self.config.starttls_available = false;
+                self.helo = None;
+                self.extended = false;
+                self.transaction = None;
+                self.input.clear();
+                self.mode = Mode::Command { discarding: false };
+            }
+            other => {
+                debug_assert!(false, "tls_started() does not answer {other:?}");
+                self.pending = other;
+            }
         }
     }
 
@@ -507,7 +556,11 @@ impl Server {
     fn greet(&mut self, name: String, extended: bool) {
         self.reset_transaction();
         let host = &self.config.hostname;
-        let reply = if extended { r250_ehlo(host, self.config.limits.max_message_size) } else { r250_helo(host) };
+        let reply = if extended {
+            r250_ehlo(host, self.config.limits.max_message_size, self.config.starttls_available)
+        } else {
+            r250_helo(host)
+        };
         self.helo = Some(name);
         self.extended = extended;
         self.reply(reply);

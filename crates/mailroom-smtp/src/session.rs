@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use mailroom_services::delivery::{LocalRecipients, deliver_local};
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
+use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
 use mailroom_store::{MailStore, NewContent, Resolution, StoreError};
 use mailroom_types::{Address, QueueId};
@@ -55,16 +56,25 @@ fn temporary_failure() -> Reply {
 }
 
 /// Runs one session to its end. The caller owns connection limits.
+/// `security` says whether the stream is under TLS already, or plain with
+/// STARTTLS offered when it carries an acceptor (RFC 3207).
 pub async fn run_session<S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     ctx: &SmtpContext,
     mut shutdown: Shutdown,
+    security: Security,
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut server = Server::new(ServerConfig { hostname: ctx.hostname.clone(), limits: ctx.limits.clone() });
+    let mut stream = MaybeTls::Plain(stream);
+    let mut tls = security.is_tls();
+    let mut server = Server::new(ServerConfig {
+        hostname: ctx.hostname.clone(),
+        limits: ctx.limits.clone(),
+        starttls_available: security.starttls().is_some(),
+    });
     let mut txn = Transaction::default();
     let mut summary = SessionSummary::default();
     // Capacity only: `read_buf` fills spare capacity without zeroing it
@@ -121,7 +131,7 @@ where
                     helo: server.helo().unwrap_or("unknown"),
                     peer: peer.ip(),
                     hostname: &ctx.hostname,
-                    protocol: with_protocol(server.is_extended(), false, server.transaction_smtputf8()),
+                    protocol: with_protocol(server.is_extended(), tls, server.transaction_smtputf8()),
                     id: &id,
                     single_recipient: single,
                     date: now,
@@ -149,6 +159,17 @@ where
             Event::MessageAborted => {
                 summary.refused += 1;
                 txn = Transaction::default();
+            }
+            Event::StartTls => {
+                // The 220 goes out in the clear; then the handshake. The
+                // protocol offers STARTTLS only when there is an acceptor.
+                write_output(&mut stream, &mut server).await?;
+                let Some(acceptor) = security.starttls() else {
+                    return Err(io::Error::other("STARTTLS without an acceptor"));
+                };
+                stream.start_tls(acceptor).await?;
+                server.tls_started();
+                tls = true;
             }
             Event::Close => {
                 write_output(&mut stream, &mut server).await?;

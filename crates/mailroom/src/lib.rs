@@ -121,7 +121,9 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             ids: Arc::clone(&ids),
             connections: Arc::clone(&connections),
         });
-        tasks.spawn(mailroom_smtp::serve(listener, ctx, shutdown.clone(), grace));
+        // STARTTLS on port 25 (RFC 3207): opportunistic for other servers.
+        let tls = ListenerTls::Plain(Some(acceptor.clone()));
+        tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
     }
 
     let (mut pop3, mut pop3s) = (None, None);

@@ -19,9 +19,23 @@ pub(crate) fn r250_helo(host: &str) -> Reply {
 }
 
 /// RFC 5321 §4.1.1.1: EHLO answer listing the extensions (RFC 1869 §4.3).
-pub(crate) fn r250_ehlo(host: &str, max_size: u64) -> Reply {
-    let text = format!("{host}\nPIPELINING\nSIZE {max_size}\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING");
+pub(crate) fn r250_ehlo(host: &str, max_size: u64, starttls: bool) -> Reply {
+    let starttls = if starttls { "\nSTARTTLS" } else { "" };
+    let text =
+        format!("{host}\nPIPELINING\nSIZE {max_size}\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING{starttls}");
     Reply::new(250, None, text)
+}
+
+pub(crate) fn r220_ready_for_tls() -> Reply {
+    r(220, (2, 0, 0), "Ready to start TLS")
+}
+
+pub(crate) fn r503_ehlo_first() -> Reply {
+    r(503, (5, 5, 1), "Error: send EHLO first")
+}
+
+pub(crate) fn r503_transaction_in_progress() -> Reply {
+    r(503, (5, 5, 1), "Error: MAIL transaction in progress")
 }
 
 pub(crate) fn r250_mail_ok() -> Reply {

@@ -33,6 +33,8 @@ struct Script {
     reject_data: Option<Reply>,
     /// The reply for MessageEnd; default `250 2.0.0 Ok: queued as N`.
     complete: Option<Reply>,
+    /// Whether STARTTLS is offered; the scripted handshake always works.
+    starttls: bool,
 }
 
 /// What a script run produced.
@@ -48,7 +50,14 @@ struct Outcome {
 
 impl Script {
     fn new() -> Script {
-        Script { limits: Limits::default(), reject_mail: None, reject_rcpt: vec![], reject_data: None, complete: None }
+        Script {
+            limits: Limits::default(),
+            reject_mail: None,
+            reject_rcpt: vec![],
+            reject_data: None,
+            complete: None,
+            starttls: false,
+        }
     }
 
     fn limits(mut self, f: impl FnOnce(&mut Limits)) -> Script {
@@ -62,7 +71,11 @@ impl Script {
     }
 
     fn server(&self) -> Server {
-        Server::new(ServerConfig { hostname: HOST.into(), limits: self.limits.clone() })
+        Server::new(ServerConfig {
+            hostname: HOST.into(),
+            limits: self.limits.clone(),
+            starttls_available: self.starttls,
+        })
     }
 
     /// Runs `input` whole and byte by byte; both must give the same outcome.
@@ -141,6 +154,7 @@ impl Driver {
                 self.current.clear();
                 self.script.reject_data.clone()
             }
+            Event::StartTls => return self.server.tls_started(),
             Event::MessageEnd => {
                 let message = String::from_utf8_lossy(&mem::take(&mut self.current)).into_owned();
                 self.outcome.messages.push(message);
@@ -821,4 +835,42 @@ fn limits_default_to_the_rfc_minimums() {
         (l.max_command_line, l.max_text_line, l.max_message_size, l.max_recipients),
         (512, 1000, 26_214_400, 100)
     );
+}
+
+/// RFC 3207: STARTTLS is offered in EHLO when the driver can do TLS; it
+/// needs EHLO first and no transaction; what came with it is dropped, and
+/// afterwards the session starts over (EHLO again, no STARTTLS offered).
+/// Fed in two packets, as the network delivers them around a handshake.
+#[test]
+fn starttls_resets_the_session_and_drops_what_came_with_it() {
+    let mut script = Script::new();
+    script.starttls = true;
+    let ehlo = |tls: &str| {
+        format!(
+            "250-{HOST}\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n250-ENHANCEDSTATUSCODES\n250-SMTPUTF8\n{tls}"
+        )
+    };
+    let first =
+        crlf("STARTTLS\nEHLO c.test\nMAIL FROM:<a@x.test>\nSTARTTLS\nRSET\nSTARTTLS\nMAIL FROM:<injected@x.test>\n");
+    let second = crlf("MAIL FROM:<a@x.test>\nEHLO c.test\nSTARTTLS\nQUIT\n");
+    let outcome = Driver::new(script.clone()).run([first.as_bytes(), second.as_bytes()]);
+    let expected = format!(
+        "{GREETING}{}",
+        crlf(&format!(
+            "503 5.5.1 Error: send EHLO first\n{}\
+             250 2.1.0 Ok\n503 5.5.1 Error: MAIL transaction in progress\n250 2.0.0 Ok\n\
+             220 2.0.0 Ready to start TLS\n\
+             503 5.5.1 Error: send HELO/EHLO first\n{}\
+             502 5.5.1 Error: command not implemented\n221 2.0.0 Bye\n",
+            ehlo("250-CHUNKING\n250 STARTTLS\n"),
+            ehlo("250 CHUNKING\n"),
+        ))
+    );
+    assert_eq!(outcome.output, expected);
+    assert!(!outcome.decisions.iter().any(|d| d.contains("injected")), "{:?}", outcome.decisions);
+
+    // Not offered: EHLO does not list it and STARTTLS is not implemented.
+    let outcome = Script::new().run(crlf("EHLO c.test\nSTARTTLS\n").as_bytes());
+    assert!(!outcome.output.contains("STARTTLS"));
+    assert!(outcome.output.ends_with("502 5.5.1 Error: command not implemented\r\n"));
 }

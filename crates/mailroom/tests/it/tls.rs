@@ -201,3 +201,65 @@ fn pop3_stls_verified_and_not_injectable() {
     // QUIT carried out would have ended it instead.
     assert_eq!(field("next"), "-ERR Not logged in.", "the injected QUIT was dropped: {stdout}");
 }
+
+/// SMTP STARTTLS (RFC 3207) with smtplib, the certificate verified: the
+/// message arrives with `with ESMTPS` in its trace; and a command pipelined
+/// behind STARTTLS in the same packet is never carried out.
+const SMTP_STARTTLS: &str = r#"
+import smtplib, socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+S = smtplib.SMTP("localhost", port, timeout=10)
+S.ehlo("client.test")
+print("before", S.has_extn("starttls"))
+S.starttls(context=ctx)
+S.ehlo("client.test")
+print("after", S.has_extn("starttls"))
+print("version", S.sock.version())
+S.sendmail("bob@example.test", ["alice@example.test"], b"Subject: over TLS\r\n\r\nSecret.\r\n")
+S.quit()
+
+s = socket.create_connection(("localhost", port), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO client.test\r\n")
+while not f.readline().startswith(b"250 "):
+    pass
+s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@example.test>\r\n")
+print("starttls", f.readline().decode().strip())
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(b"MAIL FROM:<bob@example.test>\r\n")
+g = t.makefile("rb")
+print("next", g.readline().decode().strip())
+"#;
+
+#[test]
+fn smtp_starttls_verified_and_not_injectable() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = InProcess::start();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", SMTP_STARTTLS]).arg(server.addr.port().to_string()).arg(server.certificate());
+    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "smtplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    assert_eq!(field("before"), "True");
+    assert_eq!(field("after"), "False", "not offered twice");
+    assert!(field("version").starts_with("TLSv1."), "{stdout}");
+    let inbox = server.inbox(ALICE);
+    assert_eq!(inbox.len(), 1);
+    let text = String::from_utf8_lossy(&inbox[0].1);
+    assert!(text.contains(" with ESMTPS id "), "the trace names TLS: {text}");
+    assert_eq!(field("starttls"), "220 2.0.0 Ready to start TLS");
+    // The session starts over after the handshake: EHLO first. An injected
+    // MAIL carried out would have made this a nested MAIL instead.
+    assert_eq!(field("next"), "503 5.5.1 Error: send HELO/EHLO first", "{stdout}");
+}
