@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use mailroom_pop3_proto::{Code, Reply};
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
-use mailroom_services::tls::{ListenerTls, Security, accept};
+use mailroom_services::tls::{ListenerTls, MaybeTls, Security};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::Pop3Context;
 use crate::session::run_session;
 
 /// Serves POP3 on `listener` until shutdown; then stops accepting, lets
-/// sessions finish for up to `grace`, and aborts whatever is left.
+/// sessions finish for up to `grace`, and aborts whatever is left. `tls`
+/// makes it an implicit-TLS listener, or offers STARTTLS.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<Pop3Context>,
@@ -22,7 +23,7 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let options = ListenerOptions { proto: "pop3", connections: Arc::clone(&ctx.connections), shutdown, grace };
+    let options = ListenerOptions { proto: "pop3", connections: Arc::clone(&ctx.connections), shutdown, grace, tls };
     let refuse = |refusal, _ip| {
         let text = match refusal {
             Refusal::ServerFull => "Too many connections, try again later.",
@@ -30,28 +31,20 @@ pub async fn serve(
         };
         Reply::err(Some(Code::SysTemp), text).to_bytes()
     };
-    accept_loop(listener, options, refuse, move |stream, peer, shutdown| {
-        handle(stream, peer, Arc::clone(&ctx), tls.clone(), shutdown)
+    accept_loop(listener, options, refuse, move |stream, security, peer, shutdown| {
+        handle(stream, security, peer, Arc::clone(&ctx), shutdown)
     })
     .await;
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<Pop3Context>, tls: ListenerTls, shutdown: Shutdown) {
-    // The "connection closed" line names the peer too (the span), so at
-    // info one line per connection is enough; logging costs CPU per line.
-    debug!("connection opened");
-    let result = match tls {
-        ListenerTls::Plain(starttls) => run_session(stream, peer, &ctx, shutdown, Security::Plain(starttls)).await,
-        // Implicit TLS (RFC 8314): the handshake comes before the greeting.
-        ListenerTls::Implicit(acceptor) => match accept(&acceptor, stream).await {
-            Ok(stream) => run_session(stream, peer, &ctx, shutdown, Security::Tls).await,
-            Err(e) => {
-                info!(error = %e, "TLS handshake failed");
-                return;
-            }
-        },
-    };
-    match result {
+async fn handle(
+    stream: MaybeTls<TcpStream>,
+    security: Security,
+    peer: SocketAddr,
+    ctx: Arc<Pop3Context>,
+    shutdown: Shutdown,
+) {
+    match run_session(stream, peer, &ctx, shutdown, security).await {
         Ok(s) => info!(retrieved = s.retrieved, deleted = s.deleted, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),
     }

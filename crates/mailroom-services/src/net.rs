@@ -11,7 +11,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::tls::{self, ListenerTls, MaybeTls, Security};
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,11 +172,15 @@ pub struct ListenerOptions {
     pub shutdown: Shutdown,
     /// How long sessions may take to finish once shutdown has begun.
     pub grace: Duration,
+    /// Plain (with or without STARTTLS) or implicit TLS.
+    pub tls: ListenerTls,
 }
 
 /// Accepts connections until shutdown, each in its own task with a span
 /// (`proto`, `conn_id`, `peer`); a connection over the limits gets the bytes
-/// `refuse` makes (the protocol's "go away" line) and is closed. On
+/// `refuse` makes (the protocol's "go away" line) and is closed. On an
+/// implicit-TLS listener the task runs the handshake before `handle` gets
+/// the stream; a failed handshake is logged and ends the connection. On
 /// shutdown the socket is closed at once (new clients are refused), sessions
 /// get `grace` to finish, and whatever is left is aborted. A panicking
 /// session is logged and ends alone.
@@ -184,10 +190,11 @@ pub async fn accept_loop<H, Fut>(
     refuse: impl Fn(Refusal, IpAddr) -> Vec<u8>,
     handle: H,
 ) where
-    H: Fn(TcpStream, SocketAddr, Shutdown) -> Fut,
+    H: Fn(MaybeTls<TcpStream>, Security, SocketAddr, Shutdown) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let ListenerOptions { proto, connections, mut shutdown, grace } = options;
+    let ListenerOptions { proto, connections, mut shutdown, grace, tls } = options;
+    let handle = Arc::new(handle);
     let mut sessions = JoinSet::new();
     let mut next_id: u64 = 0;
     loop {
@@ -200,10 +207,18 @@ pub async fn accept_loop<H, Fut>(
                     let _ = stream.set_nodelay(true);
                     match connections.admit(peer.ip()) {
                         Ok(slot) => {
-                            let session = handle(stream, peer, shutdown.clone());
+                            let (handle, tls, shutdown) = (Arc::clone(&handle), tls.clone(), shutdown.clone());
                             sessions.spawn(async move {
                                 let _slot = slot;
-                                session.await;
+                                // One line per connection at info is enough
+                                // ("connection closed" names the peer too).
+                                debug!("connection opened");
+                                // Implicit TLS (RFC 8314): the handshake
+                                // comes before the greeting.
+                                match tls::open(tls, stream).await {
+                                    Ok((stream, security)) => handle(stream, security, peer, shutdown).await,
+                                    Err(e) => info!(error = %e, "TLS handshake failed"),
+                                }
                             }.instrument(span));
                         }
                         Err(refusal) => {

@@ -55,12 +55,19 @@ pub enum TlsError {
 /// How long a client may take over the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Completes the server side of a TLS handshake on a new connection,
-/// within [`HANDSHAKE_TIMEOUT`].
-pub async fn accept(acceptor: &TlsAcceptor, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+/// A new connection as its listener serves it: plain (with STARTTLS
+/// offered when the listener has an acceptor), or after the implicit-TLS
+/// handshake (RFC 8314), which must end within [`HANDSHAKE_TIMEOUT`].
+pub async fn open(tls: ListenerTls, stream: TcpStream) -> io::Result<(MaybeTls<TcpStream>, Security)> {
+    match tls {
+        ListenerTls::Plain(starttls) => Ok((MaybeTls::Plain(stream), Security::Plain(starttls))),
+        ListenerTls::Implicit(acceptor) => {
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+            Ok((MaybeTls::Tls(Box::new(tls)), Security::Tls))
+        }
+    }
 }
 
 /// How a session's connection is protected, as its listener knows it.
@@ -108,11 +115,15 @@ pub enum MaybeTls<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> MaybeTls<S> {
-    /// Runs the server side of the TLS handshake on the plain stream,
-    /// within [`HANDSHAKE_TIMEOUT`]. Bytes the client sent after the
-    /// STARTTLS command and before its handshake are read as handshake
-    /// data, so they fail it: they are never taken as commands.
-    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+    /// Runs the server side of the TLS handshake on the plain stream, with
+    /// the acceptor `security` offers STARTTLS with, within
+    /// [`HANDSHAKE_TIMEOUT`]. Bytes the client sent after the STARTTLS
+    /// command and before its handshake are read as handshake data, so
+    /// they fail it: they are never taken as commands.
+    pub async fn start_tls(&mut self, security: &Security) -> io::Result<()> {
+        let Some(acceptor) = security.starttls() else {
+            return Err(io::Error::other("STARTTLS without an acceptor"));
+        };
         let MaybeTls::Plain(plain) = std::mem::replace(self, MaybeTls::Broken) else {
             return Err(io::Error::other("STARTTLS on a stream that is not plain"));
         };

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_services::net::{ListenerOptions, Refusal, Shutdown, accept_loop};
-use mailroom_services::tls::{ListenerTls, Security, accept};
+use mailroom_services::tls::{ListenerTls, MaybeTls, Security};
 use mailroom_smtp_proto::{EnhancedCode, Reply};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::SmtpContext;
 use crate::session::run_session;
 
 /// Serves SMTP on `listener` until shutdown; then stops accepting, lets
-/// sessions finish for up to `grace`, and aborts whatever is left.
+/// sessions finish for up to `grace`, and aborts whatever is left. `tls`
+/// makes it an implicit-TLS listener, or offers STARTTLS.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<SmtpContext>,
@@ -22,7 +23,7 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let options = ListenerOptions { proto: "smtp", connections: Arc::clone(&ctx.connections), shutdown, grace };
+    let options = ListenerOptions { proto: "smtp", connections: Arc::clone(&ctx.connections), shutdown, grace, tls };
     let hostname = ctx.hostname.clone();
     let refuse = move |refusal, ip| {
         let text = match refusal {
@@ -31,28 +32,20 @@ pub async fn serve(
         };
         Reply::new(421, Some(EnhancedCode(4, 7, 0)), text).to_bytes()
     };
-    accept_loop(listener, options, refuse, move |stream, peer, shutdown| {
-        handle(stream, peer, Arc::clone(&ctx), tls.clone(), shutdown)
+    accept_loop(listener, options, refuse, move |stream, security, peer, shutdown| {
+        handle(stream, security, peer, Arc::clone(&ctx), shutdown)
     })
     .await;
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, ctx: Arc<SmtpContext>, tls: ListenerTls, shutdown: Shutdown) {
-    // The "connection closed" line names the peer too (the span), so at
-    // info one line per connection is enough; logging costs CPU per line.
-    debug!("connection opened");
-    let result = match tls {
-        ListenerTls::Plain(starttls) => run_session(stream, peer, &ctx, shutdown, Security::Plain(starttls)).await,
-        // Implicit TLS (RFC 8314): the handshake comes before the greeting.
-        ListenerTls::Implicit(acceptor) => match accept(&acceptor, stream).await {
-            Ok(stream) => run_session(stream, peer, &ctx, shutdown, Security::Tls).await,
-            Err(e) => {
-                info!(error = %e, "TLS handshake failed");
-                return;
-            }
-        },
-    };
-    match result {
+async fn handle(
+    stream: MaybeTls<TcpStream>,
+    security: Security,
+    peer: SocketAddr,
+    ctx: Arc<SmtpContext>,
+    shutdown: Shutdown,
+) {
+    match run_session(stream, peer, &ctx, shutdown, security).await {
         Ok(s) => info!(accepted = s.accepted, refused = s.refused, "connection closed"),
         Err(e) => info!(error = %e, "connection lost"),
     }

@@ -164,10 +164,7 @@ where
                 // The 220 goes out in the clear; then the handshake. The
                 // protocol offers STARTTLS only when there is an acceptor.
                 write_output(&mut stream, &mut server).await?;
-                let Some(acceptor) = security.starttls() else {
-                    return Err(io::Error::other("STARTTLS without an acceptor"));
-                };
-                stream.start_tls(acceptor).await?;
+                stream.start_tls(&security).await?;
                 server.tls_started();
                 tls = true;
             }

@@ -92,40 +92,16 @@ fn store_content(conn: &Connection, content: &NewContent, summary: Option<&[u8]>
 /// The header summaries of `uids` (ascending) in `mailbox`, or the header
 /// sections of those stored without one. Missing UIDs are skipped.
 pub(crate) fn summaries(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Summary)>> {
+    // The header is read only when there is no summary.
+    let columns = "m.uid, h.summary, CASE WHEN h.summary IS NULL THEN h.header END";
     let mut out = Vec::with_capacity(uids.len());
-    let mut push = |row: &rusqlite::Row<'_>| -> Result<()> {
+    header_rows(conn, columns, mailbox, uids, |row| {
         let uid = convert::uid(row.get(0).db()?)?;
         let summary: Option<Vec<u8>> = row.get(1).db()?;
         let header: Option<Vec<u8>> = row.get(2).db()?;
         out.push((uid, summary.map_or_else(|| Summary::Header(header.unwrap_or_default()), Summary::Kept)));
         Ok(())
-    };
-    // The header is read only when there is no summary.
-    let columns = "m.uid, h.summary, CASE WHEN h.summary IS NULL THEN h.header END
-                   FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id";
-    if uids.len() <= 32 {
-        let mut stmt = conn.prepare_cached(&format!("SELECT {columns} WHERE m.mailbox_id = ?1 AND m.uid = ?2")).db()?;
-        for uid in uids {
-            let mut rows = stmt.query((mailbox.0, uid.get())).db()?;
-            if let Some(row) = rows.next().db()? {
-                push(row)?;
-            }
-        }
-    } else {
-        let (first, last) = (uids[0].get(), uids[uids.len() - 1].get());
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {columns} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
-            ))
-            .db()?;
-        let mut rows = stmt.query((mailbox.0, first, last)).db()?;
-        while let Some(row) = rows.next().db()? {
-            let uid: u32 = row.get(0).db()?;
-            if uids.binary_search_by_key(&uid, |u| u.get()).is_ok() {
-                push(row)?;
-            }
-        }
-    }
+    })?;
     Ok(out)
 }
 
@@ -134,43 +110,49 @@ pub(crate) fn summaries(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> 
 /// Missing UIDs are skipped.
 pub(crate) fn headers(conn: &Connection, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<(Uid, Vec<u8>)>> {
     let mut out = Vec::with_capacity(uids.len());
-    let mut push = |row: &rusqlite::Row<'_>| -> Result<()> {
+    header_rows(conn, "m.uid, h.header", mailbox, uids, |row| {
         let uid = convert::uid(row.get(0).db()?)?;
         let header: Option<Vec<u8>> = row.get(1).db()?;
         out.push((uid, header.unwrap_or_default()));
         Ok(())
-    };
+    })?;
+    Ok(out)
+}
+
+/// Calls `visit` with `columns` (the first being `m.uid`) of the messages
+/// `uids` (ascending) of `mailbox`, joined with their kept header rows, in
+/// UID order. A few UIDs are looked up one by one; more are read as one
+/// ordered scan of their range, the unwanted ones skipped.
+fn header_rows(
+    conn: &Connection,
+    columns: &str,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    mut visit: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let from = "FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id";
     if uids.len() <= 32 {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT m.uid, h.header FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id
-                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-            )
-            .db()?;
+        let sql = format!("SELECT {columns} {from} WHERE m.mailbox_id = ?1 AND m.uid = ?2");
+        let mut stmt = conn.prepare_cached(&sql).db()?;
         for uid in uids {
             let mut rows = stmt.query((mailbox.0, uid.get())).db()?;
             if let Some(row) = rows.next().db()? {
-                push(row)?;
+                visit(row)?;
             }
         }
     } else {
-        // A whole range in one ordered scan, the unwanted ones skipped.
         let (first, last) = (uids[0].get(), uids[uids.len() - 1].get());
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT m.uid, h.header FROM messages m LEFT JOIN blob_header h ON h.blob_id = m.blob_id
-                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-            )
-            .db()?;
+        let sql = format!("SELECT {columns} {from} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid");
+        let mut stmt = conn.prepare_cached(&sql).db()?;
         let mut rows = stmt.query((mailbox.0, first, last)).db()?;
         while let Some(row) = rows.next().db()? {
             let uid: u32 = row.get(0).db()?;
             if uids.binary_search_by_key(&uid, |u| u.get()).is_ok() {
-                push(row)?;
+                visit(row)?;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads blob `id` from `blob_inline` into `buf`; `false` if it has no row

@@ -9,6 +9,27 @@ use std::time::Duration;
 use crate::common::{InProcess, require_tool, run_with_timeout, send_mail, show};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs a Python `script` with the arguments `args` adds; its output,
+/// once it succeeded.
+fn python(script: &str, args: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    args(&mut cmd);
+    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "python failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
+    stdout
+}
+
+/// The value the script printed after `key` and a space on a line.
+fn field(stdout: &str, key: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+        .to_string()
+}
 const ALICE: &str = "alice@example.test";
 /// InProcess gives every user the password `pw-USER`.
 const ALICE_PW: &str = "pw-alice@example.test";
@@ -50,22 +71,13 @@ fn imaps_and_pop3s_with_a_verified_certificate() {
     let message = b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: over TLS\r\n\r\nSecret.\r\n";
     send_mail(server.addr, "bob@example.test", ALICE, message);
     let stored = server.inbox(ALICE).remove(0).1;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", CLIENTS])
-        .arg(server.imaps_addr().port().to_string())
-        .arg(server.pop3s_addr().port().to_string())
-        .arg(server.certificate())
-        .args([ALICE, ALICE_PW]);
-    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
-    assert!(out.status.success(), "clients failed ({:?}): {}\n{}", out.status, show(&out.stderr), show(&out.stdout));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = python(CLIENTS, |cmd| {
+        cmd.arg(server.imaps_addr().port().to_string())
+            .arg(server.pop3s_addr().port().to_string())
+            .arg(server.certificate())
+            .args([ALICE, ALICE_PW]);
+    });
+    let field = |key: &str| field(&stdout, key);
     assert!(field("imaps_version").starts_with("TLSv1."), "{stdout}");
     assert!(!field("imaps_caps").contains("LOGINDISABLED"), "{stdout}");
     let hex: String = stored.iter().map(|b| format!("{b:02x}")).collect();
@@ -123,21 +135,10 @@ fn imap_starttls_verified_and_not_injectable() {
     }
     let server = InProcess::start();
     send_mail(server.addr, "bob@example.test", ALICE, b"Subject: hi\r\n\r\nHello.\r\n");
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", STARTTLS])
-        .arg(server.imap_addr().port().to_string())
-        .arg(server.certificate())
-        .args([ALICE, ALICE_PW]);
-    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "imaplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = python(STARTTLS, |cmd| {
+        cmd.arg(server.imap_addr().port().to_string()).arg(server.certificate()).args([ALICE, ALICE_PW]);
+    });
+    let field = |key: &str| field(&stdout, key);
     assert!(field("before").split(' ').any(|c| c == "STARTTLS"), "{stdout}");
     assert!(!field("after").split(' ').any(|c| c == "STARTTLS"), "not offered twice: {stdout}");
     assert!(field("version").starts_with("TLSv1."), "{stdout}");
@@ -180,18 +181,10 @@ fn pop3_stls_verified_and_not_injectable() {
     }
     let server = InProcess::start();
     send_mail(server.addr, "bob@example.test", ALICE, b"Subject: hi\r\n\r\nHello.\r\n");
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", STLS]).arg(server.pop3_addr().port().to_string()).arg(server.certificate()).args([ALICE, ALICE_PW]);
-    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "poplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = python(STLS, |cmd| {
+        cmd.arg(server.pop3_addr().port().to_string()).arg(server.certificate()).args([ALICE, ALICE_PW]);
+    });
+    let field = |key: &str| field(&stdout, key);
     assert!(field("before").split(' ').any(|c| c == "STLS"), "{stdout}");
     assert!(!field("after").split(' ').any(|c| c == "STLS"), "not offered twice: {stdout}");
     assert!(field("version").starts_with("TLSv1."), "{stdout}");
@@ -239,18 +232,10 @@ fn smtp_starttls_verified_and_not_injectable() {
         return;
     }
     let server = InProcess::start();
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", SMTP_STARTTLS]).arg(server.addr.port().to_string()).arg(server.certificate());
-    let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "smtplib failed ({:?}): {}\n{stdout}", out.status, show(&out.stderr));
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let stdout = python(SMTP_STARTTLS, |cmd| {
+        cmd.arg(server.addr.port().to_string()).arg(server.certificate());
+    });
+    let field = |key: &str| field(&stdout, key);
     assert_eq!(field("before"), "True");
     assert_eq!(field("after"), "False", "not offered twice");
     assert!(field("version").starts_with("TLSv1."), "{stdout}");
