@@ -155,6 +155,46 @@ fn header_rows(
     Ok(())
 }
 
+/// Reads many blobs from `blob_inline` on one connection, each straight
+/// into the caller's buffer with incremental BLOB I/O and one handle moved
+/// from row to row: the bytes are copied once, where a column read copies
+/// them into SQLite's buffer first. The handle keeps one read snapshot
+/// for all the reads.
+pub(crate) struct InlineReader<'c> {
+    conn: &'c Connection,
+    handle: Option<rusqlite::blob::Blob<'c>>,
+}
+
+impl<'c> InlineReader<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> InlineReader<'c> {
+        InlineReader { conn, handle: None }
+    }
+
+    /// Like [`read_inline`].
+    pub(crate) fn read(&mut self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT rowid, length(data) FROM blob_inline WHERE blob_id = ?1")
+            .db()?
+            .query_row([id.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()
+            .db()?;
+        let Some((rowid, len)) = row else { return Ok(false) };
+        let handle = match &mut self.handle {
+            Some(handle) => {
+                handle.reopen(rowid).db()?;
+                handle
+            }
+            None => self.handle.insert(self.conn.blob_open("main", "blob_inline", "data", rowid, true).db()?),
+        };
+        let len = usize::try_from(len).map_err(|_| StoreError::Corrupt(format!("blob {id} has a negative size")))?;
+        buf.clear();
+        buf.resize(len, 0);
+        handle.read_at_exact(buf, 0).db()?;
+        Ok(true)
+    }
+}
+
 /// Reads blob `id` from `blob_inline` into `buf`; `false` if it has no row
 /// there (it is a file, or gone).
 pub(crate) fn read_inline(conn: &Connection, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {

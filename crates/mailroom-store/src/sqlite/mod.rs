@@ -460,6 +460,7 @@ impl MailStore for SqliteStore {
             .readers
             .read_parallel(workers, move |conn| {
                 let (mut out, mut buf) = (Vec::new(), Vec::new());
+                let mut inline = messages::InlineReader::new(conn);
                 loop {
                     let start = next.fetch_add(claim, std::sync::atomic::Ordering::Relaxed);
                     if start >= count {
@@ -468,7 +469,7 @@ impl MailStore for SqliteStore {
                     for (i, id) in blobs.iter().enumerate().take((start + claim).min(count)).skip(start) {
                         // Each read is one statement, in a snapshot of its
                         // own, as `read_blob` does.
-                        let found = messages::read_inline(conn, id, &mut buf)?
+                        let found = inline.read(id, &mut buf)?
                             || match files.read_into(id, &mut buf) {
                                 Ok(()) => true,
                                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
