@@ -93,12 +93,12 @@ pub(crate) fn store_failure(e: &StoreError) -> Outcome {
     }
 }
 
-/// Runs one session to its end. The caller owns connection limits. `tls`
+/// Runs one session to its end. The caller owns connection limits. `security`
 /// says how the stream is protected: under TLS already (an implicit-TLS
 /// listener), or plain with STARTTLS offered when it carries an acceptor.
 /// Passwords are accepted under TLS, or from loopback.
 pub async fn run_session<S>(
-    stream: S,
+    mut stream: MaybeTls<S>,
     peer: SocketAddr,
     ctx: &ImapContext,
     mut shutdown: Shutdown,
@@ -107,13 +107,10 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut stream = MaybeTls::Plain(stream);
-    // RFC 8314 §5.1 (and RFC 9051 §11.1): no cleartext passwords over the
-    // network.
     let config = ServerConfig {
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
-        allow_plaintext: security.is_tls() || peer.ip().is_loopback(),
+        allow_plaintext: security.allows_passwords(peer.ip()),
         starttls_available: security.starttls().is_some(),
     };
     let mut server = Server::new(config);

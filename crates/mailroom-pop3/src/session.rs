@@ -77,7 +77,7 @@ fn temporary_failure() -> Reply {
 /// implicit-TLS listener), or plain with STLS offered when it carries an
 /// acceptor. Passwords are accepted under TLS, or from loopback.
 pub async fn run_session<S>(
-    stream: S,
+    mut stream: MaybeTls<S>,
     peer: SocketAddr,
     ctx: &Pop3Context,
     mut shutdown: Shutdown,
@@ -86,12 +86,10 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut stream = MaybeTls::Plain(stream);
-    // RFC 8314 §5.1: no cleartext passwords over the network.
     let config = ServerConfig {
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
-        allow_plaintext: security.is_tls() || peer.ip().is_loopback(),
+        allow_plaintext: security.allows_passwords(peer.ip()),
         stls_available: security.starttls().is_some(),
     };
     let mut server = Server::new(config);

@@ -85,6 +85,13 @@ impl Security {
         matches!(self, Security::Tls)
     }
 
+    /// Whether passwords may be sent by a client at `peer`: under TLS, or
+    /// from loopback, where nothing crosses the network (RFC 8314 §5.1,
+    /// RFC 9051 §11.1, RFC 1939 §13).
+    pub fn allows_passwords(&self, peer: std::net::IpAddr) -> bool {
+        self.is_tls() || peer.is_loopback()
+    }
+
     /// The acceptor STARTTLS uses, when it is offered.
     pub fn starttls(&self) -> Option<&TlsAcceptor> {
         match self {

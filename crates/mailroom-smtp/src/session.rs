@@ -59,7 +59,7 @@ fn temporary_failure() -> Reply {
 /// `security` says whether the stream is under TLS already, or plain with
 /// STARTTLS offered when it carries an acceptor (RFC 3207).
 pub async fn run_session<S>(
-    stream: S,
+    mut stream: MaybeTls<S>,
     peer: SocketAddr,
     ctx: &SmtpContext,
     mut shutdown: Shutdown,
@@ -68,7 +68,6 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut stream = MaybeTls::Plain(stream);
     let mut tls = security.is_tls();
     let mut server = Server::new(ServerConfig {
         hostname: ctx.hostname.clone(),

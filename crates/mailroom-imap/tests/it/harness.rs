@@ -17,7 +17,7 @@ use mailroom_services::accounts::hash_password;
 use mailroom_services::auth::Authenticator;
 use mailroom_services::message::header_cache;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
-use mailroom_services::tls::Security;
+use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_store::{AnyStore, FlagOp, MailStore, MailboxRecord, MessageRecord, NewMessage, StoreOptions};
 use mailroom_types::{Address, Domain, FixedClock, Flags, IdGenerator, Secret};
 use tokio::io::DuplexStream;
@@ -132,7 +132,7 @@ impl World {
         let tls = self.tls;
         let task = tokio::spawn(async move {
             let security = if tls { Security::Tls } else { Security::Plain(None) };
-            let _ = mailroom_imap::run_session(server, peer, &ctx, shutdown, security).await;
+            let _ = mailroom_imap::run_session(MaybeTls::Plain(server), peer, &ctx, shutdown, security).await;
         });
         self.sessions.push(task);
         client

@@ -158,7 +158,14 @@ async fn large_message_round_trips_and_summary_counts() {
     let shutdown = world.shutdown.clone();
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
     let session = tokio::spawn(async move {
-        mailroom_pop3::run_session(server, peer, &ctx, shutdown, mailroom_services::tls::Security::Plain(None)).await
+        mailroom_pop3::run_session(
+            mailroom_services::tls::MaybeTls::Plain(server),
+            peer,
+            &ctx,
+            shutdown,
+            mailroom_services::tls::Security::Plain(None),
+        )
+        .await
     });
     let mut c = Client::open(client).await;
     assert_eq!(c.command("USER alice@example.test").await, "+OK");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mailroom_services::accounts::hash_password;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
-use mailroom_services::tls::Security;
+use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_smtp::SmtpContext;
 use mailroom_store::{AliasSource, AnyStore, MailStore, MessageRecord, StoreOptions};
 use mailroom_types::{Address, Domain, FixedClock, IdGenerator, Secret};
@@ -68,7 +68,8 @@ impl World {
         let shutdown = self.shutdown.clone();
         let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         let task = tokio::spawn(async move {
-            let _ = mailroom_smtp::run_session(server, peer, &ctx, shutdown, Security::Plain(None)).await;
+            let _ =
+                mailroom_smtp::run_session(MaybeTls::Plain(server), peer, &ctx, shutdown, Security::Plain(None)).await;
         });
         (client, task)
     }
