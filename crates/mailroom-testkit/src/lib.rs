@@ -6,5 +6,8 @@
 //!   guide §3), protocol-neutral; each protocol's tests supply a
 //!   [`transcript::World`] that opens sessions and handles its own
 //!   directives.
+//! - [`dnsmasq`]: a real DNS server on loopback serving a test's records,
+//!   for end-to-end tests of resolution and delivery.
 
+pub mod dnsmasq;
 pub mod transcript;
