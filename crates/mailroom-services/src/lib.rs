@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod dns;
 pub mod message;
 pub mod net;
 pub mod tls;
