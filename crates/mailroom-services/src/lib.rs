@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod dns;
+pub mod dsn;
 pub mod message;
 pub mod net;
 pub mod tls;
