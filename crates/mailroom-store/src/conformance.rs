@@ -90,6 +90,9 @@ where
     expunge_deleted_all_and_within(&open).await;
     changed_and_vanished_since(&open).await;
     uids_never_reused_after_move_and_rename(&open).await;
+    queue_submit_and_claim(&open).await;
+    queue_reports_and_notices(&open).await;
+    queue_notice_is_queued(&open).await;
 }
 
 /// Asserts that `$e` is `Err(StoreError::$variant(_))`.
@@ -106,12 +109,14 @@ macro_rules! assert_err {
 }
 
 mod mailboxes;
+mod queue;
 pub use mailboxes::{
     changed_and_vanished_since, copy_messages_share_blobs, create_duplicate_mailbox, create_mailbox_with_parents,
     delete_mailbox_keeps_children, expunge_deleted_all_and_within, invalid_mailbox_names, mailbox_status_counts,
     move_messages_records_vanished, rename_inbox_moves_messages, rename_mailbox_with_inferiors,
     subscriptions_independent_of_existence, uids_never_reused_after_move_and_rename,
 };
+pub use queue::{queue_notice_is_queued, queue_reports_and_notices, queue_submit_and_claim};
 
 fn domain(s: &str) -> Domain {
     Domain::parse(s).expect("valid test domain")

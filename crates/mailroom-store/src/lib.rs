@@ -32,13 +32,16 @@ pub mod conformance;
 mod error;
 mod model;
 pub mod names;
+mod queue;
 mod sqlite;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, MailboxId, ModSeq, Uid};
+use std::time::{Duration, SystemTime};
+
+use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, MailboxId, ModSeq, QueueId, Uid};
 use tokio::sync::broadcast;
 
 pub use blob::{BlobStore, BlobWriter};
@@ -48,6 +51,9 @@ pub use model::{
     HEADER_CACHE_CHARS, HeaderCache, MAX_HEADER_SECTION, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord,
     NewContent, NewMessage, RenameOutcome, RenamedMailbox, Resolution, Selection, SpecialUse, SubjectMatches, Summary,
     header_section,
+};
+pub use queue::{
+    AttemptReport, NewQueueEntry, QueueEntry, QueuedRecipient, RecipientId, RecipientState, RecipientUpdate, Submission,
 };
 pub use sqlite::SqliteStore;
 
@@ -330,6 +336,35 @@ pub trait MailStore: Send + Sync + 'static {
     /// VANISHED). Includes the UIDs a move or an INBOX rename took away.
     fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> impl Future<Output = Result<Vec<Uid>>> + Send;
 
+    /// Accepts a message: delivers its local copies and queues it for its
+    /// remote recipients, in one transaction sharing one blob (see
+    /// [`Submission`]). Returns the local copies' mailboxes and UIDs.
+    fn submit(&self, submission: &Submission) -> impl Future<Output = Result<Vec<(MailboxId, Uid)>>> + Send;
+    /// Claims up to `limit` queued recipients due at `now`, oldest due
+    /// first, grouped by message: counts an attempt for each and moves its
+    /// next attempt to `now + lease`, before the caller dials, so a crash
+    /// mid-attempt delays the retry instead of repeating it at once.
+    fn claim_due(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<QueueEntry>>> + Send;
+    /// Records an attempt's outcome per recipient and stores its notice, in
+    /// one transaction; removes the entry once no recipient is pending.
+    fn report_attempt(&self, report: &AttemptReport) -> impl Future<Output = Result<()>> + Send;
+    /// The queue, oldest first, or the one entry `id`, with every
+    /// recipient.
+    fn queue_entries(&self, id: Option<&QueueId>) -> impl Future<Output = Result<Vec<QueueEntry>>> + Send;
+    /// Makes the pending recipients of one entry (or all) due at `now`;
+    /// returns how many. [`StoreError::NotFound`] for an unknown id.
+    fn retry_queued(&self, id: Option<&QueueId>, now: SystemTime) -> impl Future<Output = Result<usize>> + Send;
+    /// Removes a queue entry without notifying anyone; its blob goes unless
+    /// a mailbox copy references it. [`StoreError::NotFound`] if absent.
+    fn delete_queued(&self, id: &QueueId) -> impl Future<Output = Result<()>> + Send;
+    /// When the earliest pending queued recipient is due, if any.
+    fn next_queue_due(&self) -> impl Future<Output = Result<Option<SystemTime>>> + Send;
+
     /// Deletes blob files in the newest `shards` shard directories that no
     /// message references: what a crash left between writing a blob and
     /// committing its rows. Only for a server starting up, holding the
@@ -507,6 +542,27 @@ impl MailStore for AnyStore {
     }
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
         dispatch!(self, s => s.vanished_since(mailbox, since).await)
+    }
+    async fn submit(&self, submission: &Submission) -> Result<Vec<(MailboxId, Uid)>> {
+        dispatch!(self, s => s.submit(submission).await)
+    }
+    async fn claim_due(&self, now: SystemTime, lease: Duration, limit: usize) -> Result<Vec<QueueEntry>> {
+        dispatch!(self, s => s.claim_due(now, lease, limit).await)
+    }
+    async fn report_attempt(&self, report: &AttemptReport) -> Result<()> {
+        dispatch!(self, s => s.report_attempt(report).await)
+    }
+    async fn queue_entries(&self, id: Option<&QueueId>) -> Result<Vec<QueueEntry>> {
+        dispatch!(self, s => s.queue_entries(id).await)
+    }
+    async fn retry_queued(&self, id: Option<&QueueId>, now: SystemTime) -> Result<usize> {
+        dispatch!(self, s => s.retry_queued(id, now).await)
+    }
+    async fn delete_queued(&self, id: &QueueId) -> Result<()> {
+        dispatch!(self, s => s.delete_queued(id).await)
+    }
+    async fn next_queue_due(&self) -> Result<Option<SystemTime>> {
+        dispatch!(self, s => s.next_queue_due().await)
     }
     async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {
         dispatch!(self, s => s.sweep_orphan_blobs(shards).await)

@@ -69,7 +69,7 @@ fn insert_message(
 /// Writes inline content into `blob_inline` (once, however many rows will
 /// reference it); a file was made durable by its writer already.
 /// Also keeps the header section apart (`blob_header`) when it is known.
-fn store_content(conn: &Connection, content: &NewContent, summary: Option<&[u8]>) -> Result<()> {
+pub(crate) fn store_content(conn: &Connection, content: &NewContent, summary: Option<&[u8]>) -> Result<()> {
     let header = match content {
         NewContent::Inline(id, bytes) => {
             conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
@@ -472,9 +472,14 @@ pub(crate) fn message(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result
     }
 }
 
-/// The blobs of `candidates` that no message references.
+/// Whether a message or a queue entry references a blob: while either
+/// does, its bytes stay.
+pub(crate) const BLOB_IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1) OR EXISTS (SELECT 1 FROM queue WHERE blob_id = ?1)";
+
+/// The blobs of `candidates` that no message or queue entry references.
 pub(crate) fn unreferenced(conn: &Connection, candidates: Vec<BlobId>) -> Result<Vec<BlobId>> {
-    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1)").db()?;
+    let mut stmt = conn.prepare_cached(BLOB_IN_USE).db()?;
     let mut out = Vec::new();
     for id in candidates {
         let used: bool = stmt.query_row([id.as_str()], |r| r.get(0)).db()?;

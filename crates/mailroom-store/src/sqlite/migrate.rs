@@ -20,6 +20,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/0004_blob_headers.sql")),
     (5, include_str!("migrations/0005_keywords_index.sql")),
     (6, include_str!("migrations/0006_header_summaries.sql")),
+    (7, include_str!("migrations/0007_queue.sql")),
 ];
 
 /// The schema version this binary creates and understands.

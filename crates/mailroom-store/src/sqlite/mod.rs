@@ -15,7 +15,8 @@
 //! (errors and value mapping), [`accounts`] (domains, accounts, aliases),
 //! [`mailboxes`] (mailbox create, delete, rename; subscriptions; status),
 //! [`messages`] (arrival, flags, expunge), [`transfer`] (copy, move,
-//! expunge of `\Deleted`, CONDSTORE/QRESYNC reads).
+//! expunge of `\Deleted`, CONDSTORE/QRESYNC reads), [`queue`] (the outbound
+//! queue: submissions, claims, attempt reports).
 
 mod accounts;
 mod checkpoint;
@@ -23,15 +24,16 @@ mod convert;
 mod mailboxes;
 mod messages;
 mod migrate;
+mod queue;
 mod read;
 mod transfer;
 mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, Flags, MailboxId, ModSeq, Uid};
+use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, Flags, MailboxId, ModSeq, QueueId, Uid};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
@@ -39,9 +41,10 @@ use self::convert::Db;
 use self::read::ReadPool;
 use self::writer::WriterHandle;
 use crate::{
-    AccountRecord, AliasRecord, AliasSource, BlobStore, ChangeEvent, CopyOutcome, DomainRecord, FlagChange, FlagOp,
-    MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage, RenameOutcome,
-    Resolution, Result, Selection, StoreError, StoreOptions, SubjectMatches, Summarizer, Summary,
+    AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobStore, ChangeEvent, CopyOutcome, DomainRecord,
+    FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
+    QueueEntry, RenameOutcome, Resolution, Result, Selection, StoreError, StoreOptions, SubjectMatches, Submission,
+    Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -396,6 +399,41 @@ impl MailStore for SqliteStore {
 
     async fn vanished_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<Uid>> {
         self.read(move |conn| transfer::vanished_since(conn, mailbox, since)).await
+    }
+
+    async fn submit(&self, submission: &Submission) -> Result<Vec<(MailboxId, Uid)>> {
+        let submission = submission.clone();
+        let summary = self.summary(&submission.message);
+        self.inner.writer.write(move |conn, fx| queue::submit(conn, fx, &submission, summary.as_deref())).await
+    }
+
+    async fn claim_due(&self, now: SystemTime, lease: Duration, limit: usize) -> Result<Vec<QueueEntry>> {
+        self.inner.writer.write(move |conn, _| queue::claim_due(conn, now, lease, limit)).await
+    }
+
+    async fn report_attempt(&self, report: &AttemptReport) -> Result<()> {
+        let report = report.clone();
+        let summary = report.notice.as_ref().and_then(|n| self.summary(&n.message));
+        self.inner.writer.write(move |conn, fx| queue::report(conn, fx, &report, summary.as_deref())).await
+    }
+
+    async fn queue_entries(&self, id: Option<&QueueId>) -> Result<Vec<QueueEntry>> {
+        let id = id.cloned();
+        self.read(move |conn| queue::entries(conn, id.as_ref())).await
+    }
+
+    async fn retry_queued(&self, id: Option<&QueueId>, now: SystemTime) -> Result<usize> {
+        let id = id.cloned();
+        self.inner.writer.write(move |conn, _| queue::retry(conn, id.as_ref(), now)).await
+    }
+
+    async fn delete_queued(&self, id: &QueueId) -> Result<()> {
+        let id = id.clone();
+        self.inner.writer.write(move |conn, fx| queue::delete(conn, fx, &id)).await
+    }
+
+    async fn next_queue_due(&self) -> Result<Option<SystemTime>> {
+        self.lookup(queue::next_due).await
     }
 
     async fn sweep_orphan_blobs(&self, shards: usize) -> Result<usize> {

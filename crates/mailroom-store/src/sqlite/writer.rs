@@ -10,7 +10,8 @@
 //! 2. each job inside its own `SAVEPOINT`, so a failing job is rolled back
 //!    alone and gets its own error while the others go on;
 //! 3. checks which blobs given up by the batch's jobs (expunge, account
-//!    deletion) no message references any more, and deletes the inline
+//!    deletion, a finished queue entry) no message or queue entry
+//!    references any more, and deletes the inline
 //!    ones;
 //! 4. `COMMIT`: one WAL fsync (`synchronous=FULL`) for the whole batch;
 //! 5. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox, so
@@ -272,10 +273,7 @@ impl Writer {
         let mut files = Vec::new();
         let released: BTreeSet<&BlobId> = effects.released_blobs.iter().collect();
         if !released.is_empty() {
-            let mut used = self
-                .conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1)")
-                .map_err(batch_db)?;
+            let mut used = self.conn.prepare_cached(super::messages::BLOB_IN_USE).map_err(batch_db)?;
             let mut delete_inline =
                 self.conn.prepare_cached("DELETE FROM blob_inline WHERE blob_id = ?1").map_err(batch_db)?;
             let mut delete_header =

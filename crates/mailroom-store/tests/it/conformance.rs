@@ -50,6 +50,9 @@ cases!(
     expunge_deleted_all_and_within,
     changed_and_vanished_since,
     uids_never_reused_after_move_and_rename,
+    queue_submit_and_claim,
+    queue_reports_and_notices,
+    queue_notice_is_queued,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
