@@ -7,6 +7,9 @@
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
 //! - [`message`]: small helpers over mail-parser (the header cache).
 //! - [`net`]: what every listener shares: connection limits and shutdown.
+//! - [`submission`]: the rules of authenticated submission (sender
+//!   ownership, rate limit, `Date:` and `Message-ID:`) and the
+//!   [`submission::Outbound`] path that commits mail and wakes the queue.
 //! - [`tls`]: the TLS identity: configured, or self-signed once.
 //!
 //! Front ends (SMTP, and later IMAP, POP3, webmail) never call each other;
@@ -21,4 +24,5 @@ pub mod dns;
 pub mod dsn;
 pub mod message;
 pub mod net;
+pub mod submission;
 pub mod tls;

@@ -6,6 +6,7 @@
 //! the key path (`limits.max_recipients: ...`). `config/example.toml`
 //! documents every key and is tested to equal [`Config::default`].
 
+mod outbound;
 mod units;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use outbound::{DeliveryConfig, QueueConfig, SmarthostConfig, SubmissionConfig, TlsMode};
 pub use units::{ByteSize, HumanDuration};
 
 /// Why the configuration could not be loaded.
@@ -65,6 +67,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Password logins.
     pub auth: AuthConfig,
+    /// Authenticated submission.
+    pub submission: SubmissionConfig,
+    /// The outbound queue's schedule.
+    pub queue: QueueConfig,
+    /// How remote servers are found and reached.
+    pub delivery: DeliveryConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -79,6 +87,9 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            submission: SubmissionConfig::default(),
+            queue: QueueConfig::default(),
+            delivery: DeliveryConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -93,6 +104,14 @@ pub struct ListenConfig {
     /// SMTP for mail from the world (the MTA role; production `0.0.0.0:25`).
     #[serde(default)]
     pub smtp: Option<SocketAddr>,
+    /// Message submission (RFC 6409) with STARTTLS and AUTH (production
+    /// `0.0.0.0:587`).
+    #[serde(default)]
+    pub submission: Option<SocketAddr>,
+    /// Message submission over implicit TLS (RFC 8314; production
+    /// `0.0.0.0:465`).
+    #[serde(default)]
+    pub submissions: Option<SocketAddr>,
     /// POP3 (RFC 1939) for users downloading their mail (production `0.0.0.0:110`).
     #[serde(default)]
     pub pop3: Option<SocketAddr>,
@@ -112,6 +131,8 @@ impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
             smtp: Some(SocketAddr::from(([127, 0, 0, 1], 2525))),
+            submission: Some(SocketAddr::from(([127, 0, 0, 1], 2587))),
+            submissions: Some(SocketAddr::from(([127, 0, 0, 1], 2465))),
             pop3: Some(SocketAddr::from(([127, 0, 0, 1], 1110))),
             imap: Some(SocketAddr::from(([127, 0, 0, 1], 1143))),
             imaps: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
@@ -123,10 +144,18 @@ impl Default for ListenConfig {
 impl ListenConfig {
     /// Every enabled listener with its key, for checks over all of them.
     pub fn enabled(&self) -> Vec<(&'static str, SocketAddr)> {
-        [("smtp", self.smtp), ("pop3", self.pop3), ("imap", self.imap), ("imaps", self.imaps), ("pop3s", self.pop3s)]
-            .into_iter()
-            .filter_map(|(k, a)| a.map(|a| (k, a)))
-            .collect()
+        [
+            ("smtp", self.smtp),
+            ("submission", self.submission),
+            ("submissions", self.submissions),
+            ("pop3", self.pop3),
+            ("imap", self.imap),
+            ("imaps", self.imaps),
+            ("pop3s", self.pop3s),
+        ]
+        .into_iter()
+        .filter_map(|(k, a)| a.map(|a| (k, a)))
+        .collect()
     }
 }
 
@@ -294,6 +323,7 @@ impl Config {
                 problems.push(format!("{key}: {} is not a readable file", file.display()));
             }
         }
+        outbound::validate(&self.submission, &self.queue, &self.delivery, &mut problems);
         if let Err(e) = tracing_filter_syntax(&self.log.filter) {
             problems.push(format!("log.filter: {e}"));
         }
