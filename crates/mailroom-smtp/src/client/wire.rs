@@ -223,3 +223,40 @@ async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<(), ClientError>
     }
     .map_err(ClientError::Io)
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A message of several chunks, with dotted lines across the chunk
+    /// boundaries, arrives stuffed exactly as one pass over it stuffs it.
+    #[tokio::test]
+    async fn large_messages_are_stuffed_across_chunks() {
+        let mut message = Vec::new();
+        let mut n = 0;
+        while message.len() < 3 * CHUNK + 100 {
+            n += 1;
+            message.extend_from_slice(format!(".{n}{}\r\n", "x".repeat(n % 97)).as_bytes());
+        }
+        let mut want = Vec::new();
+        data::stuff(&message, true, &mut want);
+        want.extend_from_slice(b".\r\n");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut wire = Wire::new(client, 512, 10);
+        wire.write_stuffed(&message, Duration::from_secs(5), "message").await.unwrap();
+        wire.shutdown().await;
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want);
+    }
+}
