@@ -11,6 +11,7 @@
 //! know SQL (the store does). The `smtp` listener accepts mail for local
 //! domains only: it is never an open relay.
 
+pub mod client;
 pub mod listener;
 pub mod session;
 mod sink;

@@ -1,5 +1,6 @@
 //! Integration tests of the SMTP driver: transcripts (client lines in, exact
 //! server replies out) over an in-memory duplex with a temp store.
 
+mod client;
 mod harness;
 mod transcripts;
