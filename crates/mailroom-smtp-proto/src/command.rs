@@ -1,6 +1,6 @@
 //! SMTP command syntax (RFC 5321 §4.1) and the MAIL/RCPT parameters of the
 //! extensions we offer (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8,
-//! RFC 3030 BDAT).
+//! RFC 3030 BDAT, RFC 4954 AUTH).
 //!
 //! [`Command::parse`] only checks syntax; whether a command is allowed now
 //! (sequence, limits, SMTPUTF8 requirements) is the server's business,
@@ -12,7 +12,7 @@
 //!   meaning is still clear: extra spaces between arguments, and one space
 //!   after `FROM:`/`TO:`. Paths must still be in angle brackets.
 
-use mailroom_types::{Address, Domain};
+use mailroom_types::{Address, Domain, Secret};
 
 use crate::reply::Reply;
 use crate::reply::fixed::*;
@@ -58,6 +58,10 @@ pub struct MailParams {
     /// `SMTPUTF8`: the transaction may carry UTF-8 addresses and headers
     /// (RFC 6531 §3.4).
     pub smtputf8: bool,
+    /// `AUTH=`: the identity that submitted the message to the client, as
+    /// the client claims it (RFC 4954 §5), xtext-decoded; `<>` when the
+    /// client does not know it. Informational: nothing acts on it.
+    pub auth: Option<String>,
 }
 
 impl MailParams {
@@ -70,6 +74,8 @@ impl MailParams {
             Some("BODY")
         } else if self.smtputf8 {
             Some("SMTPUTF8")
+        } else if self.auth.is_some() {
+            Some("AUTH")
         } else {
             None
         }
@@ -116,10 +122,14 @@ pub enum Command {
     Quit,
     /// `STARTTLS` (RFC 3207): parsed so it can be answered precisely.
     StartTls,
-    /// `AUTH mechanism [initial-response]` (RFC 4954): holds only the
-    /// mechanism name; the initial response is a credential and is dropped
-    /// here so that it can never reach a log through `Debug`.
-    Auth(String),
+    /// `AUTH mechanism [initial-response]` (RFC 4954 §4).
+    Auth {
+        /// The mechanism name, upper-cased (it may be one we do not offer).
+        mechanism: String,
+        /// The base64 initial response as sent, `=` for an empty one. It is
+        /// a credential, so it is kept `Secret` and never shows in `Debug`.
+        initial_response: Option<Secret<String>>,
+    },
 }
 
 impl Command {
@@ -176,12 +186,14 @@ fn hostname(arg: &str, syntax: &str) -> Result<String, Reply> {
     Ok(arg.to_string())
 }
 
+/// RFC 4954 §4: `"AUTH" SP sasl-mech [SP initial-response]`.
 fn auth_mechanism(arg: &str) -> Result<Command, Reply> {
-    let mechanism = arg.split(' ').next().unwrap_or_default();
-    if mechanism.is_empty() {
+    let mut words = arg.split(' ').filter(|w| !w.is_empty());
+    let (Some(mechanism), initial_response, None) = (words.next(), words.next(), words.next()) else {
         return Err(r501_syntax("AUTH mechanism"));
-    }
-    Ok(Command::Auth(mechanism.to_ascii_uppercase()))
+    };
+    let initial_response = initial_response.map(|r| Secret::new(r.to_string()));
+    Ok(Command::Auth { mechanism: mechanism.to_ascii_uppercase(), initial_response })
 }
 
 fn parse_mail(arg: &str) -> Result<Command, Reply> {
@@ -334,6 +346,7 @@ fn mail_params(s: &str, syntax: &str) -> Result<MailParams, Reply> {
             // RFC 6531 §3.4: SMTPUTF8 takes no value.
             "SMTPUTF8" if value.is_none() => params.smtputf8 = true,
             "SMTPUTF8" => return Err(r501_bad_param_value("SMTPUTF8")),
+            "AUTH" => params.auth = Some(auth_value(value)?),
             // RFC 1869 §6: 555 for a parameter we do not recognise.
             _ => return Err(r555_unsupported(key)),
         }
@@ -349,6 +362,37 @@ fn size_value(value: Option<&str>) -> Result<u64, Reply> {
         Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Ok(v.parse().unwrap_or(u64::MAX)),
         _ => Err(r501_bad_param_value("SIZE")),
     }
+}
+
+/// RFC 4954 §5: `AUTH=<>` or `AUTH=` an xtext-encoded mailbox
+/// (RFC 3461 §4). The mailbox is not parsed further: it is only reported.
+fn auth_value(value: Option<&str>) -> Result<String, Reply> {
+    value.filter(|v| !v.is_empty()).and_then(xtext_decode).ok_or_else(|| r501_bad_param_value("AUTH"))
+}
+
+/// Decodes xtext (RFC 3461 §4): `*( xchar / hexchar )`, where an xchar is
+/// `!` to `~` except `+` and `=`, and a hexchar is `+` and two upper-case
+/// hex digits. `None` for anything else or a non-UTF-8 result.
+fn xtext_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => {
+                let hex = |d: u8| match d {
+                    b'0'..=b'9' => Some(d - b'0'),
+                    b'A'..=b'F' => Some(d - b'A' + 10),
+                    _ => None,
+                };
+                let high = hex(bytes.next()?)?;
+                let low = hex(bytes.next()?)?;
+                out.push(high << 4 | low);
+            }
+            b'!'..=b'~' if b != b'=' => out.push(b),
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// RFC 6152 §3: `BODY=7BIT|8BITMIME`. BINARYMIME (RFC 3030 §3) is not
@@ -393,7 +437,8 @@ mod tests {
         assert_eq!(ok("vrfy bob"), Command::Vrfy("bob".into()));
         assert_eq!(ok("expn staff"), Command::Expn("staff".into()));
         assert_eq!(ok("starttls"), Command::StartTls);
-        assert_eq!(ok("auth plain c2VjcmV0"), Command::Auth("PLAIN".into()));
+        let auth = Command::Auth { mechanism: "PLAIN".into(), initial_response: Some(Secret::new("c2VjcmV0".into())) };
+        assert_eq!(ok("auth plain c2VjcmV0"), auth);
     }
 
     #[test]
@@ -411,7 +456,7 @@ mod tests {
     #[test]
     fn mail_params_parse() {
         let Command::Mail(_, p) = ok("MAIL FROM:<a@x.test> size=100 Body=8bitmime SMTPUTF8") else { panic!() };
-        assert_eq!(p, MailParams { size: Some(100), body: Some(Body::EightBitMime), smtputf8: true });
+        assert_eq!(p, MailParams { size: Some(100), body: Some(Body::EightBitMime), smtputf8: true, auth: None });
         let Command::Mail(_, p) = ok("MAIL FROM:<a@x.test>  BODY=7BIT ") else { panic!() };
         assert_eq!(p.body, Some(Body::SevenBit));
         let Command::Mail(_, p) = ok("MAIL FROM:<a@x.test> SIZE=99999999999999999999999") else { panic!() };
@@ -495,6 +540,7 @@ mod tests {
         assert_eq!(err("EXPN"), "501 5.5.4 Syntax: EXPN mailing-list");
         assert_eq!(err("STARTTLS x"), "501 5.5.4 Syntax: STARTTLS");
         assert_eq!(err("AUTH"), "501 5.5.4 Syntax: AUTH mechanism");
+        assert_eq!(err("AUTH PLAIN a b"), "501 5.5.4 Syntax: AUTH mechanism");
     }
 
     #[test]
@@ -504,6 +550,34 @@ mod tests {
         assert_eq!(err("MAILFROM:<a@x.test>"), "500 5.5.2 Error: command not recognized");
         let r = Command::parse(b"HELO \xff").unwrap_err();
         assert_eq!(r.to_string(), "500 5.5.2 Error: command line is not valid UTF-8");
+    }
+
+    #[test]
+    fn auth_command() {
+        let auth = |m: &str, ir: Option<&str>| Command::Auth {
+            mechanism: m.into(),
+            initial_response: ir.map(|r| Secret::new(r.to_string())),
+        };
+        assert_eq!(ok("AUTH login"), auth("LOGIN", None));
+        assert_eq!(ok("AUTH  Plain  ="), auth("PLAIN", Some("=")));
+        assert_eq!(ok("AUTH X-UNKNOWN"), auth("X-UNKNOWN", None));
+        // The initial response is a credential: never in Debug output.
+        assert!(!format!("{:?}", ok("AUTH PLAIN c2VjcmV0")).contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn mail_auth_parameter_is_xtext() {
+        // RFC 4954 §5 and RFC 3461 §4.
+        for (param, expected) in
+            [("AUTH=<>", "<>"), ("auth=bob@x.test", "bob@x.test"), ("AUTH=a+2Bb+3D@x.test", "a+b=@x.test")]
+        {
+            let Command::Mail(_, p) = ok(&format!("MAIL FROM:<a@x.test> {param}")) else { panic!() };
+            assert_eq!(p.auth.as_deref(), Some(expected), "{param}");
+        }
+        for bad in ["AUTH", "AUTH=", "AUTH=a+2b@x.test", "AUTH=a+2", "AUTH=a+ZZ", "AUTH=a+FF", "AUTH=jöran@x.test"] {
+            assert_eq!(err(&format!("MAIL FROM:<a@x.test> {bad}")), "501 5.5.4 Bad AUTH parameter syntax", "{bad}");
+        }
+        assert_eq!(err("MAIL FROM:<a@x.test> AUTH=<> AUTH=<>"), "501 5.5.4 Duplicate parameter: AUTH");
     }
 
     #[test]

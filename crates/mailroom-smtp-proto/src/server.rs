@@ -1,5 +1,5 @@
 //! The SMTP server state machine (RFC 5321 §4.1.4 command order, §4.5.3
-//! limits, RFC 2920 pipelining, RFC 3030 chunking).
+//! limits, RFC 2920 pipelining, RFC 3030 chunking, RFC 4954 AUTH).
 //!
 //! ```text
 //!            HELO/EHLO           MAIL (accepted)        RCPT (accepted)
@@ -9,21 +9,36 @@
 //!                          │                                           ▼
 //!                          └──── complete() / MessageAborted ───── Content
 //! QUIT or 421 from any state ──▶ Closed
+//!
+//!          AUTH (after EHLO, outside a transaction, once)
+//! Greeted ────────────────────────────────────────────▶ SASL exchange
+//!    ▲                                                  (334 challenge ⇄ response line)
+//!    │                                                        │
+//!    └─ Auth accepted (235: authenticated) or rejected, ──────┘
+//!       `*` (501), bad base64 or credentials (501), line too long (500)
 //! ```
+//!
+//! Authentication outlives RSET, HELO and EHLO (as in Postfix); only
+//! STARTTLS's reset ([`Server::tls_started`]) forgets it. Where
+//! [`ServerConfig::auth_required`] is set, MAIL needs it first.
 //!
 //! Implementation notes:
 //! - One loop, [`Server::next`], consumes buffered input in order. A
-//!   decision event (`Mail`, `Rcpt`, `DataStart`, `MessageEnd`) stops it
-//!   until the driver answers, so pipelined commands (RFC 2920 §3) see the
-//!   effect of every earlier command and replies leave in order.
-//! - Input is buffered only up to one command line: a longer line is
-//!   answered at once and the rest of it discarded as it arrives, and
-//!   message content is passed on (or dropped) as it is read.
+//!   decision event (`Mail`, `Rcpt`, `DataStart`, `MessageEnd`, `Auth`)
+//!   stops it until the driver answers, so pipelined commands (RFC 2920
+//!   §3) see the effect of every earlier command and replies leave in
+//!   order. Lines after an AUTH command are its SASL responses until the
+//!   exchange ends; what follows is read as commands again.
+//! - Input is buffered only up to one command line (or one SASL response
+//!   line, RFC 4954 §4: 12288 octets): a longer line is answered at once
+//!   and the rest of it discarded as it arrives, and message content is
+//!   passed on (or dropped) as it is read.
 //! - Only CRLF ends a command line or a content line (RFC 5321 §2.3.8);
 //!   see the `content` module for why this defeats SMTP smuggling.
 //! - The server sends no enhanced code on the greeting, the HELO and EHLO
-//!   replies and the 354 intermediate reply (RFC 2034 §4 covers completion
-//!   replies; the greeting precedes EHLO), and one on every other reply.
+//!   replies and the 354 and 334 intermediate replies (RFC 2034 §4 covers
+//!   completion replies; the greeting precedes EHLO), and one on every
+//!   other reply.
 
 mod content;
 #[cfg(test)]
@@ -31,10 +46,17 @@ mod tests;
 
 use std::mem;
 
+use mailroom_types::Secret;
+
 use crate::command::{Body, Command, ForwardPath, MailParams, RcptParams, ReversePath};
 use crate::reply::Reply;
 use crate::reply::fixed::*;
+use crate::sasl::{Mechanism, SaslError, decode_base64, parse_plain};
 use content::{BdatCheck, DataReader, Tally};
+
+/// The longest SASL response line, CRLF excluded (RFC 4954 §4: "12288
+/// octets"; a PLAIN response for any sane credentials is far shorter).
+const MAX_SASL_LINE: usize = 12288;
 
 /// The protocol limits the server enforces; the driver takes them from
 /// configuration so that every buffer stays bounded (style guide §8).
@@ -69,6 +91,16 @@ pub struct ServerConfig {
     /// Whether STARTTLS is offered (RFC 3207): the driver can run a TLS
     /// handshake and the connection is not protected yet.
     pub starttls_available: bool,
+    /// Whether AUTH (RFC 4954) may be used now: it is advertised in the
+    /// EHLO reply and the command is accepted. The driver sets it when the
+    /// connection is protected (TLS, or loopback), since PLAIN and LOGIN
+    /// send the password itself; after STARTTLS it calls
+    /// [`Server::set_auth_available`].
+    pub auth_available: bool,
+    /// Whether this is a submission listener (RFC 6409 §4.3): MAIL before a
+    /// successful AUTH is refused with 530, and AUTH that is not available
+    /// yet is answered 538 (TLS first) rather than 503.
+    pub auth_required: bool,
 }
 
 /// What the driver must do next; returned by [`Server::next`].
@@ -118,6 +150,25 @@ pub enum Event {
     /// client sent after STARTTLS was dropped (RFC 3207 §4.2; the
     /// CVE-2011-0411 class of command injection).
     StartTls,
+    /// An AUTH exchange (RFC 4954) completed with well-formed credentials;
+    /// the server does not check passwords, the driver does (through the
+    /// account store, with its throttling). Answer with [`Server::accept`]
+    /// (235; the session is then authenticated as `username`, see
+    /// [`Server::authenticated`]) or [`Server::reject`] (normally
+    /// `535 5.7.8`; the session stays unauthenticated and the client may
+    /// try again).
+    Auth {
+        /// The mechanism the client used.
+        mechanism: Mechanism,
+        /// The identity to act as (RFC 4616 §2 authzid); empty when the
+        /// client asked for none, always empty for LOGIN. It is the
+        /// driver's to refuse unless empty or equal to `username`.
+        authzid: String,
+        /// The authentication identity (RFC 4616 §2 authcid): the login.
+        username: String,
+        /// The password, redacted in `Debug` so no log can show it.
+        password: Secret<String>,
+    },
     /// QUIT was answered or a 421 was sent: flush the output and close the
     /// connection. Every later call of [`Server::next`] returns this again.
     Close,
@@ -140,6 +191,8 @@ pub struct Server {
     helo: Option<String>,
     extended: bool,
     transaction: Option<Transaction>,
+    /// The user name of a successful AUTH.
+    authenticated: Option<String>,
     shutting_down: bool,
 }
 
@@ -153,6 +206,8 @@ enum Mode {
     Data(DataReader),
     /// The octets of one BDAT chunk.
     Bdat(Chunk),
+    /// SASL response lines of an AUTH exchange (RFC 4954 §4).
+    Auth(Sasl),
     /// Nothing more is read.
     Closed,
 }
@@ -175,6 +230,37 @@ impl Chunk {
     }
 }
 
+/// What an AUTH exchange waits for: the client's next response line.
+#[derive(Debug)]
+enum Sasl {
+    /// PLAIN's one message (RFC 4616 §2).
+    Plain,
+    /// LOGIN's user name.
+    LoginUsername,
+    /// LOGIN's password.
+    LoginPassword { username: String },
+}
+
+impl Sasl {
+    /// The challenge that asks for this response: empty for PLAIN, the
+    /// base64 of `Username:` and `Password:` for LOGIN.
+    fn challenge(&self) -> &'static str {
+        match self {
+            Sasl::Plain => "",
+            Sasl::LoginUsername => "VXNlcm5hbWU6",
+            Sasl::LoginPassword { .. } => "UGFzc3dvcmQ6",
+        }
+    }
+}
+
+/// Where one SASL response leads.
+enum SaslStep {
+    /// Another challenge, then this response.
+    Next(Sasl),
+    /// The credentials are complete: the driver decides.
+    Decide(Pending),
+}
+
 /// A decision the driver owes us.
 #[derive(Debug)]
 enum Pending {
@@ -183,6 +269,7 @@ enum Pending {
     DataStart(ContentKind),
     MessageEnd,
     StartTls,
+    Auth { mechanism: Mechanism, authzid: String, username: String, password: Secret<String> },
 }
 
 impl Pending {
@@ -193,6 +280,12 @@ impl Pending {
             Pending::DataStart(_) => Event::DataStart,
             Pending::MessageEnd => Event::MessageEnd,
             Pending::StartTls => Event::StartTls,
+            Pending::Auth { mechanism, authzid, username, password } => Event::Auth {
+                mechanism: *mechanism,
+                authzid: authzid.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            },
         }
     }
 }
@@ -229,6 +322,7 @@ impl Server {
             helo: None,
             extended: false,
             transaction: None,
+            authenticated: None,
             shutting_down: false,
         }
     }
@@ -244,8 +338,8 @@ impl Server {
     /// Runs until something needs the driver and says what.
     ///
     /// Calling it again while a decision (`Mail`, `Rcpt`, `DataStart`,
-    /// `MessageEnd`) is unanswered is a driver bug; it is harmless: the same
-    /// event is returned again and no input is processed.
+    /// `MessageEnd`, `Auth`) is unanswered is a driver bug; it is harmless:
+    /// the same event is returned again and no input is processed.
     #[expect(
         clippy::should_implement_trait,
         reason = "not an iterator: it never ends and the driver must act between calls (style guide §3 names it next)"
@@ -264,6 +358,7 @@ impl Server {
                 Mode::Command { discarding: false } => self.command_step(),
                 Mode::Data(_) => self.data_step(),
                 Mode::Bdat(_) => self.bdat_step(),
+                Mode::Auth(_) => self.sasl_step(),
             };
             if let Some(event) = step {
                 return event;
@@ -276,10 +371,11 @@ impl Server {
         mem::take(&mut self.output)
     }
 
-    /// Answers a `Mail`, `Rcpt` or `DataStart` event with the standard
-    /// positive reply (250 2.1.0, 250 2.1.5, 354, or nothing for BDAT until
-    /// its chunk is read). Without such a decision pending it does nothing
-    /// (and asserts in debug builds).
+    /// Answers a `Mail`, `Rcpt`, `DataStart` or `Auth` event with the
+    /// standard positive reply (250 2.1.0, 250 2.1.5, 354, or nothing for
+    /// BDAT until its chunk is read; 235 2.7.0 for AUTH, which also makes
+    /// the session authenticated). Without such a decision pending it does
+    /// nothing (and asserts in debug builds).
     pub fn accept(&mut self) {
         match self.pending.take() {
             Some(Pending::Mail(_, params)) => {
@@ -303,18 +399,23 @@ impl Server {
                 }
                 self.mode = Mode::Bdat(Chunk::new(size, last, None));
             }
+            Some(Pending::Auth { username, .. }) => {
+                self.authenticated = Some(username);
+                self.reply(r235_authenticated());
+            }
             other => self.misuse(other, "accept"),
         }
     }
 
-    /// Answers a `Mail`, `Rcpt` or `DataStart` event with `reply`. A
-    /// rejected MAIL starts no transaction, a rejected RCPT is not counted,
-    /// a rejected DataStart resets the transaction (for BDAT the reply
-    /// follows the chunk, whose octets are discarded). Without such a
-    /// decision pending it does nothing (and asserts in debug builds).
+    /// Answers a `Mail`, `Rcpt`, `DataStart` or `Auth` event with `reply`.
+    /// A rejected MAIL starts no transaction, a rejected RCPT is not
+    /// counted, a rejected DataStart resets the transaction (for BDAT the
+    /// reply follows the chunk, whose octets are discarded), a rejected
+    /// AUTH leaves the session unauthenticated. Without such a decision
+    /// pending it does nothing (and asserts in debug builds).
     pub fn reject(&mut self, reply: Reply) {
         match self.pending.take() {
-            Some(Pending::Mail(..) | Pending::Rcpt(..)) => self.reply(reply),
+            Some(Pending::Mail(..) | Pending::Rcpt(..) | Pending::Auth { .. }) => self.reply(reply),
             Some(Pending::DataStart(ContentKind::Data)) => {
                 self.transaction = None;
                 self.reply(reply);
@@ -366,6 +467,20 @@ impl Server {
         self.helo.as_deref()
     }
 
+    /// The user name of the successful AUTH, if any. RSET, HELO and EHLO
+    /// keep it; [`Server::tls_started`] forgets it.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Makes AUTH available or not from now on (see
+    /// [`ServerConfig::auth_available`]); the driver calls it after
+    /// [`Server::tls_started`], when TLS makes passwords acceptable. The
+    /// next EHLO reply shows the change.
+    pub fn set_auth_available(&mut self, available: bool) {
+        self.config.auth_available = available;
+    }
+
     /// True after EHLO, false after HELO (or before either): only EHLO
     /// clients may use extensions (RFC 5321 §2.2.1).
     pub fn is_extended(&self) -> bool {
@@ -389,7 +504,8 @@ impl Server {
     }
 
     /// How many input octets are buffered; bounded by one command line
-    /// plus the last feed, whatever the client sends.
+    /// (or SASL response line) plus the last feed, whatever the client
+    /// sends.
     pub fn buffered_len(&self) -> usize {
         self.input.len()
     }
@@ -509,7 +625,120 @@ impl Server {
                 self.close();
             }
             Command::StartTls => self.handle_starttls(),
-            Command::Auth(_) => self.reply(r502_not_implemented()),
+            Command::Auth { mechanism, initial_response } => self.handle_auth(&mechanism, initial_response),
+        }
+    }
+
+    /// AUTH (RFC 4954 §4): only where offered, after EHLO, once per
+    /// session and outside a transaction.
+    fn handle_auth(&mut self, mechanism: &str, initial_response: Option<Secret<String>>) {
+        if let Some(reply) = self.auth_refusal() {
+            return self.reply(reply);
+        }
+        let sasl = match Mechanism::parse(mechanism) {
+            Some(Mechanism::Plain) => Sasl::Plain,
+            Some(Mechanism::Login) => Sasl::LoginUsername,
+            None => return self.reply(r504_unrecognized_mechanism()),
+        };
+        // RFC 4954 §4: `=` is an initial response of zero length. Neither
+        // mechanism can start with one (PLAIN needs its two NULs, LOGIN's
+        // first message is the user name), so it is taken as no initial
+        // response and the usual challenge follows.
+        match initial_response.filter(|r| r.expose() != "=") {
+            Some(response) => self.sasl_response(sasl, response.expose().as_bytes()),
+            None => self.challenge(sasl),
+        }
+    }
+
+    /// The sequence error for AUTH now, if any.
+    fn auth_refusal(&self) -> Option<Reply> {
+        if !self.config.auth_available {
+            // RFC 4954 §6: 538 when the mechanisms need encryption first,
+            // which is why a submission listener offers no AUTH before TLS.
+            // Elsewhere, Postfix's 503 (AUTH is not offered at all).
+            let reply = if self.config.auth_required { r538_encryption_required() } else { r503_auth_not_enabled() };
+            return Some(reply);
+        }
+        if !self.extended {
+            // RFC 4954 §3: AUTH is an extension, so EHLO comes first.
+            Some(r503_ehlo_first())
+        } else if self.authenticated.is_some() {
+            // RFC 4954 §4: no AUTH after a successful one.
+            Some(r503_already_authenticated())
+        } else if self.transaction.is_some() {
+            // RFC 4954 §4: AUTH is not permitted during a transaction.
+            Some(r503_transaction_in_progress())
+        } else {
+            None
+        }
+    }
+
+    /// Sends the challenge for `sasl` and reads the response lines.
+    fn challenge(&mut self, sasl: Sasl) {
+        self.reply(r334_challenge(sasl.challenge()));
+        self.mode = Mode::Auth(sasl);
+    }
+
+    /// Takes one SASL response line off the input (RFC 4954 §4).
+    fn sasl_step(&mut self) -> Option<Event> {
+        // The limit excludes the CRLF, like RFC 4954's 12288 octets.
+        let max = MAX_SASL_LINE + 2;
+        let window = &self.input[..self.input.len().min(max)];
+        let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+            if self.input.len() < max {
+                return Some(Event::NeedInput);
+            }
+            // The exchange ends; the rest of the line is skipped as it
+            // arrives, as for an over-long command line.
+            self.mode = Mode::Command { discarding: true };
+            self.refuse_line(r500_auth_line_too_long());
+            return None;
+        };
+        let line: Vec<u8> = self.input.drain(..=lf).collect();
+        let Mode::Auth(sasl) = mem::replace(&mut self.mode, Mode::Command { discarding: false }) else {
+            return None;
+        };
+        if self.shutting_down {
+            self.shut_down();
+            return None;
+        }
+        let body = line.strip_suffix(b"\n").and_then(|l| l.strip_suffix(b"\r"));
+        match body.filter(|b| !b.contains(&b'\r')) {
+            // RFC 5321 §2.3.8 holds for these lines too.
+            None => self.reply(r500_bare_cr_lf()),
+            // RFC 4954 §4: "*" cancels the exchange.
+            Some(b"*") => self.reply(r501_auth_aborted()),
+            Some(response) => self.sasl_response(sasl, response),
+        }
+        None
+    }
+
+    /// Handles one base64 response to `sasl`: the next challenge, the
+    /// `Auth` decision, or a 501 that ends the exchange.
+    fn sasl_response(&mut self, sasl: Sasl, base64: &[u8]) {
+        let text = |data: Vec<u8>| String::from_utf8(data).map_err(|_| SaslError::NotUtf8);
+        let step = decode_base64(base64).and_then(|data| match sasl {
+            Sasl::Plain => parse_plain(data).map(|c| {
+                let (authzid, username, password) = (c.authzid, c.authcid, c.password);
+                SaslStep::Decide(Pending::Auth { mechanism: Mechanism::Plain, authzid, username, password })
+            }),
+            Sasl::LoginUsername => text(data).map(|username| SaslStep::Next(Sasl::LoginPassword { username })),
+            Sasl::LoginPassword { username } => text(data).map(|password| {
+                let password = Secret::new(password);
+                SaslStep::Decide(Pending::Auth {
+                    mechanism: Mechanism::Login,
+                    authzid: String::new(),
+                    username,
+                    password,
+                })
+            }),
+        });
+        match step {
+            Ok(SaslStep::Next(next)) => self.challenge(next),
+            Ok(SaslStep::Decide(decision)) => self.pending = Some(decision),
+            Err(SaslError::Base64) => self.reply(r501_auth_bad_base64()),
+            Err(SaslError::MalformedPlain) => self.reply(r501_auth_malformed()),
+            Err(SaslError::NotUtf8) => self.reply(r501_auth_not_utf8()),
         }
     }
 
@@ -532,8 +761,10 @@ impl Server {
 
     /// Answers [`Event::StartTls`]: the handshake succeeded. The session
     /// starts over as after the greeting (RFC 3207 §4.2: all knowledge
-    /// from before is discarded, so the client must send EHLO again), and
-    /// STARTTLS is no longer offered.
+    /// from before is discarded, so the client must send EHLO again, and
+    /// any authentication is forgotten), and STARTTLS is no longer
+    /// offered. Whether AUTH is now available is the driver's to say with
+    /// [`Server::set_auth_available`].
     pub fn tls_started(&mut self) {
         match self.pending.take() {
             Some(Pending::StartTls) => {
@@ -541,6 +772,7 @@ impl Server {
                 self.helo = None;
                 self.extended = false;
                 self.transaction = None;
+                self.authenticated = None;
                 self.input.clear();
                 self.mode = Mode::Command { discarding: false };
             }
@@ -557,7 +789,8 @@ impl Server {
         self.reset_transaction();
         let host = &self.config.hostname;
         let reply = if extended {
-            r250_ehlo(host, self.config.limits.max_message_size, self.config.starttls_available)
+            let limits = &self.config.limits;
+            r250_ehlo(host, limits.max_message_size, self.config.starttls_available, self.config.auth_available)
         } else {
             r250_helo(host)
         };
@@ -581,6 +814,9 @@ impl Server {
     fn handle_mail(&mut self, reverse_path: ReversePath, params: MailParams) {
         let refusal = if self.helo.is_none() {
             Some(r503_helo_first())
+        } else if self.config.auth_required && self.authenticated.is_none() {
+            // RFC 4954 §6 and RFC 6409 §4.3: submission needs AUTH first.
+            Some(r530_auth_required())
         } else if self.transaction.is_some() {
             // RFC 5321 §4.1.4: MAIL MUST NOT be sent during a transaction.
             Some(r503_nested_mail())
@@ -598,6 +834,11 @@ impl Server {
         // RFC 1869 §4.2 (RFC 5321 §4.1.1.1): no extensions after HELO.
         if let Some(name) = params.first_name().filter(|_| !self.extended) {
             return Some(r555_unsupported(name));
+        }
+        // RFC 4954 §5: AUTH= belongs to the AUTH extension; where that is
+        // not offered the parameter is unknown (RFC 1869 §6).
+        if params.auth.is_some() && !self.config.auth_available {
+            return Some(r555_unsupported("AUTH"));
         }
         // RFC 1870 §6: a declared size over our limit is refused at once.
         if params.size.is_some_and(|s| s > self.config.limits.max_message_size) {

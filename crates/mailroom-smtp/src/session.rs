@@ -73,6 +73,8 @@ where
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
         starttls_available: security.starttls().is_some(),
+        auth_available: false,
+        auth_required: false,
     });
     let mut txn = Transaction::default();
     let mut summary = SessionSummary::default();
@@ -167,6 +169,9 @@ where
                 server.tls_started();
                 tls = true;
             }
+            // AUTH is not offered here yet (`auth_available` is false), so
+            // this never comes; refused rather than trusted if it does.
+            Event::Auth { .. } => server.reject(reply(535, (5, 7, 8), "Authentication credentials invalid")),
             Event::Close => {
                 write_output(&mut stream, &mut server).await?;
                 break;

@@ -19,10 +19,13 @@ pub(crate) fn r250_helo(host: &str) -> Reply {
 }
 
 /// RFC 5321 §4.1.1.1: EHLO answer listing the extensions (RFC 1869 §4.3).
-pub(crate) fn r250_ehlo(host: &str, max_size: u64, starttls: bool) -> Reply {
+/// AUTH (RFC 4954 §3) is listed only when it may be used now.
+pub(crate) fn r250_ehlo(host: &str, max_size: u64, starttls: bool, auth: bool) -> Reply {
     let starttls = if starttls { "\nSTARTTLS" } else { "" };
-    let text =
-        format!("{host}\nPIPELINING\nSIZE {max_size}\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING{starttls}");
+    let auth = if auth { "\nAUTH PLAIN LOGIN" } else { "" };
+    let text = format!(
+        "{host}\nPIPELINING\nSIZE {max_size}\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING{starttls}{auth}"
+    );
     Reply::new(250, None, text)
 }
 
@@ -169,4 +172,63 @@ pub(crate) fn r554_long_line(max: usize) -> Reply {
 /// RFC 1869 §6: an unknown MAIL/RCPT parameter.
 pub(crate) fn r555_unsupported(name: &str) -> Reply {
     r(555, (5, 5, 4), format!("Unsupported option: {name}"))
+}
+
+/// RFC 4954 §4: the server challenge; `text` is already base64 (LOGIN's
+/// prompts) or empty (PLAIN asks for its one message). No enhanced code:
+/// 334 is an intermediate reply (RFC 2034 §4 covers completion replies).
+pub(crate) fn r334_challenge(text: &str) -> Reply {
+    Reply::new(334, None, text)
+}
+
+/// RFC 4954 §6.
+pub(crate) fn r235_authenticated() -> Reply {
+    r(235, (2, 7, 0), "Authentication successful")
+}
+
+/// RFC 4954 §4: the client cancelled the exchange with `*`.
+pub(crate) fn r501_auth_aborted() -> Reply {
+    r(501, (5, 0, 0), "Authentication aborted")
+}
+
+pub(crate) fn r501_auth_bad_base64() -> Reply {
+    r(501, (5, 5, 2), "Error: invalid base64 data")
+}
+
+/// RFC 4616 §2: not `authzid NUL authcid NUL passwd`.
+pub(crate) fn r501_auth_malformed() -> Reply {
+    r(501, (5, 5, 2), "Error: malformed authentication response")
+}
+
+pub(crate) fn r501_auth_not_utf8() -> Reply {
+    r(501, (5, 5, 2), "Error: credentials are not valid UTF-8")
+}
+
+/// RFC 4954 §4: a mechanism we do not offer.
+pub(crate) fn r504_unrecognized_mechanism() -> Reply {
+    r(504, (5, 5, 4), "Unrecognized authentication type")
+}
+
+/// Postfix's wording for AUTH where it is not offered at all.
+pub(crate) fn r503_auth_not_enabled() -> Reply {
+    r(503, (5, 5, 1), "Error: authentication not enabled")
+}
+
+pub(crate) fn r503_already_authenticated() -> Reply {
+    r(503, (5, 5, 1), "Error: already authenticated")
+}
+
+/// RFC 4954 §6: AUTH that will be offered once TLS is on.
+pub(crate) fn r538_encryption_required() -> Reply {
+    r(538, (5, 7, 11), "Encryption required for requested authentication mechanism")
+}
+
+/// RFC 4954 §6: MAIL before AUTH where AUTH is required.
+pub(crate) fn r530_auth_required() -> Reply {
+    r(530, (5, 7, 0), "Authentication required")
+}
+
+/// RFC 4954 §4: a response line over 12288 octets.
+pub(crate) fn r500_auth_line_too_long() -> Reply {
+    r(500, (5, 5, 6), "Authentication exchange line is too long")
 }

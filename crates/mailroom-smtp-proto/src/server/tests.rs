@@ -35,6 +35,12 @@ struct Script {
     complete: Option<Reply>,
     /// Whether STARTTLS is offered; the scripted handshake always works.
     starttls: bool,
+    /// `ServerConfig::auth_available` and `auth_required`.
+    auth_available: bool,
+    auth_required: bool,
+    /// Whether AUTH becomes available once TLS is on (the driver's
+    /// `set_auth_available` after `tls_started`).
+    auth_after_tls: bool,
 }
 
 /// What a script run produced.
@@ -46,6 +52,8 @@ struct Outcome {
     closed: bool,
     /// Decision events, in order, for tests that look at them.
     decisions: Vec<String>,
+    /// `Server::authenticated` at the end.
+    authenticated: Option<String>,
 }
 
 impl Script {
@@ -57,7 +65,17 @@ impl Script {
             reject_data: None,
             complete: None,
             starttls: false,
+            auth_available: false,
+            auth_required: false,
+            auth_after_tls: false,
         }
+    }
+
+    /// AUTH available (and, with `required`, a submission listener).
+    fn auth(mut self, available: bool, required: bool) -> Script {
+        self.auth_available = available;
+        self.auth_required = required;
+        self
     }
 
     fn limits(mut self, f: impl FnOnce(&mut Limits)) -> Script {
@@ -75,6 +93,8 @@ impl Script {
             hostname: HOST.into(),
             limits: self.limits.clone(),
             starttls_available: self.starttls,
+            auth_available: self.auth_available,
+            auth_required: self.auth_required,
         })
     }
 
@@ -99,7 +119,14 @@ struct Driver {
 impl Driver {
     fn new(script: Script) -> Driver {
         let server = script.server();
-        let outcome = Outcome { output: String::new(), messages: vec![], aborted: 0, closed: false, decisions: vec![] };
+        let outcome = Outcome {
+            output: String::new(),
+            messages: vec![],
+            aborted: 0,
+            closed: false,
+            decisions: vec![],
+            authenticated: None,
+        };
         Driver { script, server, out: vec![], current: vec![], outcome }
     }
 
@@ -118,6 +145,7 @@ impl Driver {
     fn finish(mut self) -> Outcome {
         self.out.extend(self.server.take_output());
         self.outcome.output = String::from_utf8_lossy(&self.out).into_owned();
+        self.outcome.authenticated = self.server.authenticated().map(str::to_string);
         self.outcome
     }
 
@@ -154,7 +182,14 @@ impl Driver {
                 self.current.clear();
                 self.script.reject_data.clone()
             }
-            Event::StartTls => return self.server.tls_started(),
+            Event::StartTls => {
+                self.server.tls_started();
+                return self.server.set_auth_available(self.script.auth_after_tls);
+            }
+            // The scripted account store knows one password.
+            Event::Auth { password, .. } => {
+                (password.expose() != "secret").then(|| reply(535, (5, 7, 8), "Authentication credentials invalid"))
+            }
             Event::MessageEnd => {
                 let message = String::from_utf8_lossy(&mem::take(&mut self.current)).into_owned();
                 self.outcome.messages.push(message);
@@ -229,7 +264,7 @@ fn a_whole_transaction_with_data() {
     assert_eq!(
         o.decisions,
         [
-            "Mail { reverse_path: Address(Address(a@x.test)), params: MailParams { size: None, body: None, smtputf8: false } }",
+            "Mail { reverse_path: Address(Address(a@x.test)), params: MailParams { size: None, body: None, smtputf8: false, auth: None } }",
             "Rcpt { forward_path: Address(Address(b@y.test)), params: RcptParams }",
             "DataStart",
             "MessageEnd"
@@ -248,7 +283,7 @@ fn simple_commands() {
         ("HELP\n", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT\n"),
         ("HELP DATA\n", "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT\n"),
         ("STARTTLS\n", "502 5.5.1 Error: command not implemented\n"),
-        ("AUTH PLAIN AGJvYgBzZWNyZXQ=\n", "502 5.5.1 Error: command not implemented\n"),
+        ("AUTH PLAIN AGJvYgBzZWNyZXQ=\n", "503 5.5.1 Error: authentication not enabled\n"),
         ("FOO\n", "500 5.5.2 Error: command not recognized\n"),
         ("\n", "500 5.5.2 Error: command not recognized\n"),
         ("QUIT\n", "221 2.0.0 Bye\n"),
@@ -873,4 +908,401 @@ fn starttls_resets_the_session_and_drops_what_came_with_it() {
     let outcome = Script::new().run(crlf("EHLO c.test\nSTARTTLS\n").as_bytes());
     assert!(!outcome.output.contains("STARTTLS"));
     assert!(outcome.output.ends_with("502 5.5.1 Error: command not implemented\r\n"));
+}
+
+const EHLO_AUTH: &str = "250-mx.test\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n250-ENHANCEDSTATUSCODES\n250-SMTPUTF8\n250-CHUNKING\n250 AUTH PLAIN LOGIN\n";
+/// `\0bob\0secret`, the scripted store's one good login.
+const PLAIN_BOB: &str = "AGJvYgBzZWNyZXQ=";
+/// `\0bob\0wrong`.
+const PLAIN_WRONG: &str = "AGJvYgB3cm9uZw==";
+const AUTH_OK: &str = "235 2.7.0 Authentication successful\n";
+const BOB_PLAIN: &str = "Auth { mechanism: Plain, authzid: \"\", username: \"bob\", password: Secret(<redacted>) }";
+
+/// A submission listener after TLS: AUTH available and required.
+fn submission() -> Script {
+    Script::new().auth(true, true)
+}
+
+/// Runs `input` (with `\n` meaning CRLF) after EHLO on `script`'s server
+/// and checks the output after the EHLO reply.
+fn auth_check(script: &Script, input: &str, expected: &str) -> Outcome {
+    let ehlo = if script.auth_available { EHLO_AUTH } else { EHLO };
+    check_with(script, crlf(&format!("EHLO c.test\n{input}")).as_bytes(), &format!("{ehlo}{expected}"))
+}
+
+/// RFC 4954 §3: AUTH is listed only where it may be used.
+#[test]
+fn auth_is_advertised_only_when_available() {
+    check_with(&Script::new().auth(true, false), b"EHLO c.test\r\n", EHLO_AUTH);
+    check_with(&submission(), b"EHLO c.test\r\n", EHLO_AUTH);
+    check_with(&Script::new().auth(false, true), b"EHLO c.test\r\n", EHLO);
+    check_with(&Script::new(), b"EHLO c.test\r\n", EHLO);
+}
+
+#[test]
+fn plain_with_initial_response() {
+    let o = auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_BOB}\nMAIL FROM:<a@x.test>\n"),
+        &format!("{AUTH_OK}250 2.1.0 Ok\n"),
+    );
+    assert_eq!(o.authenticated.as_deref(), Some("bob"));
+    assert_eq!(o.decisions[0], BOB_PLAIN);
+    // The mechanism name is case-insensitive; an authzid is passed on.
+    let o = auth_check(&submission(), "auth plain YWRtaW4AYm9iAHNlY3JldA==\n", AUTH_OK);
+    assert_eq!(o.decisions[0], BOB_PLAIN.replace("authzid: \"\"", "authzid: \"admin\""));
+}
+
+/// RFC 4954 §4: without an initial response (or with `=`, an empty one)
+/// the server sends an empty 334 challenge for PLAIN's message.
+#[test]
+fn plain_after_a_challenge() {
+    for command in ["AUTH PLAIN", "AUTH Plain =", "AUTH PLAIN  "] {
+        let o = auth_check(&submission(), &format!("{command}\n{PLAIN_BOB}\n"), &format!("334 \n{AUTH_OK}"));
+        assert_eq!(o.authenticated.as_deref(), Some("bob"), "{command}");
+        assert_eq!(o.decisions, [BOB_PLAIN]);
+    }
+}
+
+/// LOGIN asks `Username:` and `Password:`; an initial response is the
+/// user name.
+#[test]
+fn login_both_ways() {
+    let login = BOB_PLAIN.replace("Plain", "Login");
+    for (input, expected) in [
+        ("AUTH LOGIN\nYm9i\nc2VjcmV0\n", "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n"),
+        ("AUTH login =\nYm9i\nc2VjcmV0\n", "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n"),
+        ("AUTH LOGIN Ym9i\nc2VjcmV0\n", "334 UGFzc3dvcmQ6\n"),
+    ] {
+        let o = auth_check(&submission(), input, &format!("{expected}{AUTH_OK}"));
+        assert_eq!(o.authenticated.as_deref(), Some("bob"), "{input}");
+        assert_eq!(o.decisions, [login.as_str()]);
+    }
+}
+
+/// RFC 4954 §4: `*` cancels the exchange at any step.
+#[test]
+fn star_cancels_the_exchange() {
+    for (input, challenges) in [
+        ("AUTH PLAIN\n*\n", "334 \n"),
+        ("AUTH LOGIN\n*\n", "334 VXNlcm5hbWU6\n"),
+        ("AUTH LOGIN Ym9i\n*\n", "334 UGFzc3dvcmQ6\n"),
+    ] {
+        let o = auth_check(
+            &submission(),
+            &format!("{input}NOOP\nMAIL FROM:<a@x.test>\n"),
+            &format!("{challenges}501 5.0.0 Authentication aborted\n250 2.0.0 Ok\n530 5.7.0 Authentication required\n"),
+        );
+        assert_eq!(o.authenticated, None);
+        assert!(o.decisions.is_empty(), "{:?}", o.decisions);
+    }
+}
+
+#[test]
+fn bad_base64_ends_the_exchange() {
+    let bad = "501 5.5.2 Error: invalid base64 data\n";
+    for (input, challenges) in [
+        ("AUTH PLAIN AGJvYgBzZWNyZXQ\n", ""),
+        ("AUTH PLAIN AGJvYgBz ZWNyZXQ=\n", "501 5.5.4 Syntax: AUTH mechanism\n"),
+        ("AUTH PLAIN\nAGJvYgBzZWNyZXQ=x\n", "334 \n"),
+        // `=` stands for empty only as an initial response.
+        ("AUTH PLAIN\n=\n", "334 \n"),
+        ("AUTH LOGIN\nYm9i!\n", "334 VXNlcm5hbWU6\n"),
+        ("AUTH LOGIN Ym9i\nc2VjcmV0 \n", "334 UGFzc3dvcmQ6\n"),
+    ] {
+        let expected =
+            if challenges.starts_with("501") { challenges.to_string() } else { format!("{challenges}{bad}") };
+        let o = auth_check(&submission(), &format!("{input}NOOP\n"), &format!("{expected}250 2.0.0 Ok\n"));
+        assert!(o.decisions.is_empty(), "{input}");
+    }
+}
+
+/// RFC 4616 §2: `[authzid] NUL authcid NUL passwd`, in UTF-8.
+#[test]
+fn malformed_or_non_utf8_credentials() {
+    let malformed = "501 5.5.2 Error: malformed authentication response\n";
+    let not_utf8 = "501 5.5.2 Error: credentials are not valid UTF-8\n";
+    for (input, expected) in [
+        // `bob\0secret`: one NUL.
+        ("AUTH PLAIN Ym9iAHNlY3JldA==\n".to_string(), malformed.to_string()),
+        // An empty response after the challenge.
+        ("AUTH PLAIN\n\n".to_string(), format!("334 \n{malformed}")),
+        ("AUTH PLAIN AGL/YgBzZWNyZXQ=\n".to_string(), not_utf8.to_string()),
+        ("AUTH LOGIN /w==\n".to_string(), not_utf8.to_string()),
+        ("AUTH LOGIN Ym9i\n/w==\n".to_string(), format!("334 UGFzc3dvcmQ6\n{not_utf8}")),
+    ] {
+        let o = auth_check(&submission(), &format!("{input}NOOP\n"), &format!("{expected}250 2.0.0 Ok\n"));
+        assert!(o.decisions.is_empty(), "{input}");
+        assert_eq!(o.authenticated, None);
+    }
+}
+
+#[test]
+fn unknown_mechanism_is_504() {
+    auth_check(
+        &submission(),
+        &format!("AUTH CRAM-MD5\nAUTH X {PLAIN_BOB}\nNOOP\n"),
+        "504 5.5.4 Unrecognized authentication type\n504 5.5.4 Unrecognized authentication type\n250 2.0.0 Ok\n",
+    );
+}
+
+/// RFC 4954 §6: a submission listener before TLS answers 538 (and MAIL
+/// 530); where AUTH is not offered at all, Postfix's 503.
+#[test]
+fn auth_where_not_available() {
+    auth_check(
+        &Script::new().auth(false, true),
+        &format!("AUTH PLAIN {PLAIN_BOB}\nMAIL FROM:<a@x.test>\nRCPT TO:<b@y.test>\n"),
+        "538 5.7.11 Encryption required for requested authentication mechanism\n\
+         530 5.7.0 Authentication required\n503 5.5.1 Error: need MAIL command\n",
+    );
+    auth_check(
+        &Script::new(),
+        &format!("AUTH PLAIN {PLAIN_BOB}\nAUTH LOGIN\nMAIL FROM:<a@x.test>\n"),
+        "503 5.5.1 Error: authentication not enabled\n503 5.5.1 Error: authentication not enabled\n250 2.1.0 Ok\n",
+    );
+}
+
+/// RFC 4954 §6 (RFC 6409 §4.3): submission needs AUTH before MAIL.
+#[test]
+fn mail_before_auth_is_530_when_required() {
+    auth_check(
+        &submission(),
+        &format!("MAIL FROM:<a@x.test>\nRCPT TO:<b@y.test>\nAUTH PLAIN {PLAIN_BOB}\n{}", &OPEN[12..]),
+        &format!(
+            "530 5.7.0 Authentication required\n503 5.5.1 Error: need MAIL command\n{AUTH_OK}250 2.1.0 Ok\n250 2.1.5 Ok\n"
+        ),
+    );
+    // Not required: MAIL works without AUTH, even where AUTH is offered.
+    auth_check(&Script::new().auth(true, false), "MAIL FROM:<a@x.test>\n", "250 2.1.0 Ok\n");
+}
+
+/// A rejected AUTH leaves the session unauthenticated, and the client may
+/// try again.
+#[test]
+fn rejected_auth_can_be_retried() {
+    let o = auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_WRONG}\nMAIL FROM:<a@x.test>\nAUTH PLAIN\n{PLAIN_BOB}\nMAIL FROM:<a@x.test>\n"),
+        &format!(
+            "535 5.7.8 Authentication credentials invalid\n530 5.7.0 Authentication required\n334 \n{AUTH_OK}250 2.1.0 Ok\n"
+        ),
+    );
+    assert_eq!(o.authenticated.as_deref(), Some("bob"));
+    assert_eq!(o.decisions.len(), 3);
+    let o = auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_WRONG}\n"),
+        "535 5.7.8 Authentication credentials invalid\n",
+    );
+    assert_eq!(o.authenticated, None);
+}
+
+/// RFC 4954 §4: one successful AUTH per session; RSET, HELO and EHLO keep
+/// it (as Postfix does).
+#[test]
+fn authentication_outlives_rset_and_ehlo() {
+    let o = auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_BOB}\nAUTH LOGIN\nRSET\nEHLO c.test\nHELO c.test\nMAIL FROM:<a@x.test>\n"),
+        &format!(
+            "{AUTH_OK}503 5.5.1 Error: already authenticated\n250 2.0.0 Ok\n{EHLO_AUTH}250 mx.test\n250 2.1.0 Ok\n"
+        ),
+    );
+    assert_eq!(o.authenticated.as_deref(), Some("bob"));
+    auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_BOB}\nEHLO c.test\nAUTH PLAIN {PLAIN_BOB}\n"),
+        &format!("{AUTH_OK}{EHLO_AUTH}503 5.5.1 Error: already authenticated\n"),
+    );
+}
+
+/// RFC 4954 §4: no AUTH during a mail transaction.
+#[test]
+fn auth_during_a_transaction_is_503() {
+    let o = auth_check(
+        &Script::new().auth(true, false),
+        &format!("MAIL FROM:<a@x.test>\nAUTH PLAIN {PLAIN_BOB}\nRSET\nAUTH PLAIN {PLAIN_BOB}\n"),
+        &format!("250 2.1.0 Ok\n503 5.5.1 Error: MAIL transaction in progress\n250 2.0.0 Ok\n{AUTH_OK}"),
+    );
+    assert_eq!(o.decisions.len(), 2, "Mail, then Auth after RSET");
+}
+
+/// RFC 4954 §3: AUTH is an ESMTP extension, so EHLO comes first.
+#[test]
+fn auth_before_ehlo_is_503() {
+    let script = submission();
+    check_with(
+        &script,
+        crlf(&format!("AUTH PLAIN {PLAIN_BOB}\nHELO c.test\nAUTH PLAIN {PLAIN_BOB}\n")).as_bytes(),
+        "503 5.5.1 Error: send EHLO first\n250 mx.test\n503 5.5.1 Error: send EHLO first\n",
+    );
+}
+
+/// RFC 4954 §4: response lines up to 12288 octets; a longer one ends the
+/// exchange with 500 and is skipped as it arrives, never buffered.
+#[test]
+fn sasl_response_line_limit() {
+    // 12288 `A`s decode to NULs: a complete line, but not a PLAIN message.
+    check_with(
+        &submission(),
+        crlf(&format!("EHLO c.test\nAUTH PLAIN\n{}\nNOOP\n", "A".repeat(12288))).as_bytes(),
+        &format!("{EHLO_AUTH}334 \n501 5.5.2 Error: malformed authentication response\n250 2.0.0 Ok\n"),
+    );
+    for len in [12289, 100_000] {
+        check_with(
+            &submission(),
+            crlf(&format!("EHLO c.test\nAUTH PLAIN\n{}\nNOOP\n", "A".repeat(len))).as_bytes(),
+            &format!("{EHLO_AUTH}334 \n500 5.5.6 Authentication exchange line is too long\n250 2.0.0 Ok\n"),
+        );
+    }
+    let mut s = submission().server();
+    s.feed(b"EHLO c.test\r\nAUTH LOGIN\r\n");
+    assert_eq!(s.next(), Event::NeedInput);
+    for _ in 0..40 {
+        s.feed(&[b'A'; 64 * 1024]);
+        assert_eq!(s.next(), Event::NeedInput);
+        assert!(s.buffered_len() <= 12290, "buffered {}", s.buffered_len());
+    }
+    s.feed(b"AAAA\r\nNOOP\r\n");
+    assert_eq!(s.next(), Event::NeedInput);
+    let output = String::from_utf8(s.take_output()).unwrap();
+    assert!(
+        output.ends_with("334 VXNlcm5hbWU6\r\n500 5.5.6 Authentication exchange line is too long\r\n250 2.0.0 Ok\r\n"),
+        "{output}"
+    );
+}
+
+/// RFC 2920: what follows AUTH in the same packet waits until the
+/// exchange is decided, and a waiting Auth decision stops the loop.
+#[test]
+fn pipelined_auth_and_mail_are_handled_in_order() {
+    let mut s = submission().server();
+    s.feed(format!("EHLO c.test\r\nAUTH PLAIN {PLAIN_BOB}\r\nMAIL FROM:<a@b>\r\n").as_bytes());
+    let auth = s.next();
+    assert_eq!(format!("{auth:?}"), BOB_PLAIN);
+    let Event::Auth { mechanism, ref authzid, ref username, ref password } = auth else { panic!() };
+    assert_eq!((mechanism, authzid.as_str(), username.as_str()), (Mechanism::Plain, "", "bob"));
+    assert_eq!(password.expose(), "secret");
+    // Asked again before answering: the same decision, nothing consumed.
+    assert_eq!(s.next(), auth);
+    assert_eq!(s.authenticated(), None);
+    assert!(String::from_utf8(s.take_output()).unwrap().ends_with("250 AUTH PLAIN LOGIN\r\n"));
+    s.accept();
+    assert!(matches!(s.next(), Event::Mail { .. }));
+    assert_eq!(s.authenticated(), Some("bob"));
+    s.accept();
+    assert_eq!(s.next(), Event::NeedInput);
+    assert_eq!(s.take_output(), crlf(&format!("{AUTH_OK}250 2.1.0 Ok\n")).as_bytes());
+
+    // The same with LOGIN's lines all sent at once, and fed byte by byte.
+    auth_check(
+        &submission(),
+        "AUTH LOGIN\nYm9i\nc2VjcmV0\nMAIL FROM:<a@x.test>\nQUIT\n",
+        &format!("334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n{AUTH_OK}250 2.1.0 Ok\n221 2.0.0 Bye\n"),
+    );
+    // A rejected AUTH: the MAIL after it is refused.
+    auth_check(
+        &submission(),
+        &format!("AUTH PLAIN {PLAIN_WRONG}\nMAIL FROM:<a@x.test>\n"),
+        "535 5.7.8 Authentication credentials invalid\n530 5.7.0 Authentication required\n",
+    );
+}
+
+/// The driver makes AUTH available once TLS is on; STARTTLS's reset
+/// forgets an earlier authentication (RFC 3207 §4.2).
+#[test]
+fn auth_becomes_available_after_starttls() {
+    let mut script = Script::new().auth(false, true);
+    script.starttls = true;
+    script.auth_after_tls = true;
+    let first = crlf(&format!("EHLO c.test\nAUTH PLAIN {PLAIN_BOB}\nSTARTTLS\n"));
+    let second = crlf(&format!("EHLO c.test\nAUTH PLAIN {PLAIN_BOB}\nMAIL FROM:<a@x.test>\n"));
+    let o = Driver::new(script).run([first.as_bytes(), second.as_bytes()]);
+    let expected = format!(
+        "{GREETING}{}",
+        crlf(&format!(
+            "{}250 STARTTLS\n538 5.7.11 Encryption required for requested authentication mechanism\n\
+             220 2.0.0 Ready to start TLS\n{EHLO_AUTH}{AUTH_OK}250 2.1.0 Ok\n",
+            EHLO.replace("250 CHUNKING", "250-CHUNKING")
+        ))
+    );
+    assert_eq!(o.output, expected);
+    assert_eq!(o.authenticated.as_deref(), Some("bob"));
+
+    // Authenticated before STARTTLS (say, on loopback): forgotten after.
+    let mut script = Script::new().auth(true, false);
+    script.starttls = true;
+    let first = crlf(&format!("EHLO c.test\nAUTH PLAIN {PLAIN_BOB}\nSTARTTLS\n"));
+    let second = crlf("EHLO c.test\nAUTH LOGIN\n");
+    let o = Driver::new(script).run([first.as_bytes(), second.as_bytes()]);
+    assert_eq!(o.authenticated, None);
+    assert!(o.output.ends_with("220 2.0.0 Ready to start TLS\r\n250-mx.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n503 5.5.1 Error: authentication not enabled\r\n"), "{}", o.output);
+}
+
+/// RFC 4954 §5: MAIL's AUTH= parameter, where AUTH is offered.
+#[test]
+fn mail_auth_parameter() {
+    let o = auth_check(
+        &submission(),
+        &format!(
+            "AUTH PLAIN {PLAIN_BOB}\nMAIL FROM:<a@x.test> AUTH=<>\nRSET\nMAIL FROM:<a@x.test> AUTH=bob+2Bx@x.test\n"
+        ),
+        &format!("{AUTH_OK}250 2.1.0 Ok\n250 2.0.0 Ok\n250 2.1.0 Ok\n"),
+    );
+    assert!(o.decisions[1].contains("auth: Some(\"<>\")"), "{}", o.decisions[1]);
+    assert!(o.decisions[2].contains("auth: Some(\"bob+x@x.test\")"), "{}", o.decisions[2]);
+    auth_check(&submission(), "MAIL FROM:<a@x.test> AUTH=<>\n", "530 5.7.0 Authentication required\n");
+    auth_check(
+        &Script::new().auth(true, false),
+        "MAIL FROM:<a@x.test> AUTH=a+zz\nMAIL FROM:<a@x.test> FOO=1\n",
+        "501 5.5.4 Bad AUTH parameter syntax\n555 5.5.4 Unsupported option: FOO\n",
+    );
+    // After HELO, no extension parameters at all (RFC 1869 §4.2).
+    check_with(
+        &Script::new().auth(true, false),
+        b"HELO c.test\r\nMAIL FROM:<a@x.test> AUTH=<>\r\n",
+        "250 mx.test\n555 5.5.4 Unsupported option: AUTH\n",
+    );
+}
+
+/// RFC 5321 §2.3.8 holds for response lines: a bare LF or CR ends the
+/// exchange.
+#[test]
+fn sasl_lines_end_in_crlf_only() {
+    for line in [&b"AGJvYgBzZWNyZXQ=\n"[..], b"AGJvYgBz\rZWNyZXQ=\r\n"] {
+        let mut input = b"EHLO c.test\r\nAUTH PLAIN\r\n".to_vec();
+        input.extend_from_slice(line);
+        input.extend_from_slice(b"NOOP\r\n");
+        let o = check_with(
+            &submission(),
+            &input,
+            &format!("{EHLO_AUTH}334 \n500 5.5.2 Error: bare <CR> or <LF> received\n250 2.0.0 Ok\n"),
+        );
+        assert!(o.decisions.is_empty());
+    }
+}
+
+/// A SASL response line during a graceful shutdown gets the 421 too.
+#[test]
+fn shutdown_during_an_auth_exchange() {
+    let mut s = submission().server();
+    s.feed(b"EHLO c.test\r\nAUTH LOGIN\r\n");
+    assert_eq!(s.next(), Event::NeedInput);
+    s.take_output();
+    s.set_shutting_down();
+    s.feed(b"Ym9i\r\n");
+    assert_eq!(s.next(), Event::Close);
+    assert_eq!(s.take_output(), b"421 4.3.2 mx.test Service shutting down\r\n");
+}
+
+/// Credentials never show in the events' `Debug` (style guide §7).
+#[test]
+fn passwords_never_reach_debug_output() {
+    let o = auth_check(&submission(), "AUTH LOGIN Ym9i\nc2VjcmV0\n", &format!("334 UGFzc3dvcmQ6\n{AUTH_OK}"));
+    assert!(!o.decisions.concat().contains("secret"), "{:?}", o.decisions);
+    let mut s = submission().server();
+    s.feed(format!("EHLO c.test\r\nAUTH PLAIN {PLAIN_BOB}\r\n").as_bytes());
+    assert!(matches!(s.next(), Event::Auth { .. }));
+    assert!(!format!("{s:?}").contains("secret"), "{s:?}");
 }
