@@ -7,20 +7,27 @@
 //!   the stream so tests run it over an in-memory duplex.
 //! - [`trace`]: the `Return-Path:` and `Received:` headers (RFC 5321 §4.4).
 //!
+//! - [`submit`]: the submission role's decisions (RFC 6409): logins,
+//!   sender ownership, rate limit, and handing mail to the queue.
+//!
 //! What it deliberately does not do: parse SMTP (the proto crate does), or
 //! know SQL (the store does). The `smtp` listener accepts mail for local
-//! domains only: it is never an open relay.
+//! domains only: it is never an open relay. Only an authenticated user of
+//! a submission listener may send mail to other domains.
 
 pub mod client;
 pub mod listener;
 pub mod session;
 mod sink;
+mod submit;
 pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailroom_services::auth::Authenticator;
 use mailroom_services::net::ConnectionLimiter;
+use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_store::AnyStore;
 use mailroom_types::{Clock, IdGenerator};
 
@@ -45,4 +52,25 @@ pub struct SmtpContext {
     pub ids: Arc<IdGenerator>,
     /// Connection limits shared with every other listener.
     pub connections: Arc<ConnectionLimiter>,
+    /// Which listener this is: the MTA or a submission port.
+    pub role: Role,
+}
+
+/// What a listener is for.
+#[derive(Clone)]
+pub enum Role {
+    /// Port 25: mail from anyone, for local domains only.
+    Mta,
+    /// Ports 587 and 465: mail from authenticated users, to anywhere.
+    Submission(Arc<SubmissionPolicy>),
+}
+
+/// What the submission role needs besides the store.
+pub struct SubmissionPolicy {
+    /// Checks passwords, throttling failures.
+    pub auth: Arc<Authenticator>,
+    /// Each user's sending rate.
+    pub rate: RateLimiter,
+    /// Commits accepted mail and wakes the queue runner.
+    pub outbound: Outbound<AnyStore>,
 }

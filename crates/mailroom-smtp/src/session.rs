@@ -17,17 +17,21 @@ use mailroom_services::delivery::{LocalRecipients, deliver_local};
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
 use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
-use mailroom_store::{MailStore, NewContent, Resolution, StoreError};
+use mailroom_store::{AccountRecord, MailStore, NewContent, Resolution, StoreError};
 use mailroom_types::{Address, QueueId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-use crate::SmtpContext;
 use crate::sink::Sink;
+use crate::submit::{self, Accepted};
 use crate::trace::{TraceInfo, trace_headers, with_protocol};
+use crate::{Role, SmtpContext};
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// More `Received:` fields than this means a mail loop (RFC 5321 §6.3).
+const MAX_HOPS: usize = 50;
 
 /// What a finished session did, for its summary log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,8 @@ struct Transaction {
     reverse_path: Option<ReversePath>,
     forward_paths: Vec<String>,
     recipients: LocalRecipients,
+    /// Recipients in other domains (submission only).
+    remote: Vec<Address>,
     sink: Option<(QueueId, Sink)>,
 }
 
@@ -69,13 +75,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut tls = security.is_tls();
+    let submission = match &ctx.role {
+        Role::Mta => None,
+        Role::Submission(policy) => Some(policy.as_ref()),
+    };
+    // Passwords only under TLS, or from loopback (ARCHITECTURE.md).
+    let passwords_allowed = |tls: bool| submission.is_some() && (tls || security.allows_passwords(peer.ip()));
     let mut server = Server::new(ServerConfig {
         hostname: ctx.hostname.clone(),
         limits: ctx.limits.clone(),
         starttls_available: security.starttls().is_some(),
-        auth_available: false,
-        auth_required: false,
+        auth_available: passwords_allowed(tls),
+        auth_required: submission.is_some(),
     });
+    let mut user: Option<AccountRecord> = None;
     let mut txn = Transaction::default();
     let mut summary = SessionSummary::default();
     // Capacity only: `read_buf` fills spare capacity without zeroing it
@@ -112,17 +125,46 @@ where
                 }
             }
             Event::Mail { reverse_path, params: _ } => {
+                if let (Some(policy), Some(account)) = (submission, &user)
+                    && let Err(r) = submit::check_sender(ctx, policy, account, &reverse_path).await
+                {
+                    server.reject(r);
+                    continue;
+                }
                 txn = Transaction { reverse_path: Some(reverse_path), ..Transaction::default() };
                 server.accept();
             }
             Event::Rcpt { forward_path, params: _ } => match resolve(ctx, &forward_path).await {
-                Ok((shown, accounts)) => {
+                Ok(Recipient::Local(shown, accounts)) => {
                     txn.forward_paths.push(shown);
                     txn.recipients.extend(&accounts);
                     server.accept();
                 }
+                // Only an authenticated submission gets this far with a
+                // remote recipient; the MTA role refused it in `resolve`.
+                Ok(Recipient::Remote(address)) if submission.is_some() && user.is_some() => {
+                    txn.forward_paths.push(address.to_string());
+                    if !txn.remote.contains(&address) {
+                        txn.remote.push(address);
+                    }
+                    server.accept();
+                }
+                Ok(Recipient::Remote(address)) => server.reject(relay_denied(&address)),
                 Err(r) => server.reject(r),
             },
+            Event::Auth { authzid, username, password, .. } => {
+                let Some(policy) = submission else {
+                    server.reject(reply(503, (5, 5, 1), "Error: authentication not enabled"));
+                    continue;
+                };
+                match submit::login(ctx, policy, peer.ip(), &authzid, &username, &password).await {
+                    Ok(account) => {
+                        user = Some(account);
+                        server.accept();
+                    }
+                    Err(r) => server.reject(r),
+                }
+            }
             Event::DataStart => {
                 let now = ctx.clock.now();
                 let id = ctx.ids.queue_id(now);
@@ -132,13 +174,14 @@ where
                     helo: server.helo().unwrap_or("unknown"),
                     peer: peer.ip(),
                     hostname: &ctx.hostname,
-                    protocol: with_protocol(server.is_extended(), tls, server.transaction_smtputf8()),
+                    protocol: with_protocol(server.is_extended(), tls, server.transaction_smtputf8(), user.is_some()),
                     id: &id,
                     single_recipient: single,
                     date: now,
                 };
                 let prefix = trace_headers(&reverse_path, &info);
-                let sink = Sink::new(ctx.store.blobs().clone(), ctx.ids.blob_id(now), prefix);
+                let complete = submission.map(|_| submit::completer(ctx));
+                let sink = Sink::new(ctx.store.blobs().clone(), ctx.ids.blob_id(now), prefix, complete);
                 txn.sink = Some((id, sink));
                 server.accept();
             }
@@ -148,7 +191,7 @@ where
                 }
             }
             Event::MessageEnd => {
-                let outcome = finish_message(ctx, &mut txn).await;
+                let outcome = finish_message(ctx, &mut txn, submission.zip(user.as_ref())).await;
                 if outcome.is_positive() {
                     summary.accepted += 1
                 } else {
@@ -168,10 +211,10 @@ where
                 stream.start_tls(&security).await?;
                 server.tls_started();
                 tls = true;
+                server.set_auth_available(passwords_allowed(tls));
             }
             // AUTH is not offered here yet (`auth_available` is false), so
             // this never comes; refused rather than trusted if it does.
-            Event::Auth { .. } => server.reject(reply(535, (5, 7, 8), "Authentication credentials invalid")),
             Event::Close => {
                 write_output(&mut stream, &mut server).await?;
                 break;
@@ -195,22 +238,39 @@ async fn write_output<S: AsyncWrite + Unpin>(stream: &mut S, server: &mut Server
     Ok(())
 }
 
-/// Decides a recipient (RFC 5321 §4.1.1.3): the address shown in trace
-/// headers and the accounts it leads to, or the refusal.
-async fn resolve(ctx: &SmtpContext, path: &ForwardPath) -> Result<(String, Vec<mailroom_types::AccountId>), Reply> {
+/// Where a recipient leads.
+enum Recipient {
+    /// Local accounts, with the address shown in trace headers.
+    Local(String, Vec<mailroom_types::AccountId>),
+    /// Another domain: for the queue, if the session may relay.
+    Remote(Address),
+}
+
+/// Decides a recipient (RFC 5321 §4.1.1.3), or refuses it.
+async fn resolve(ctx: &SmtpContext, path: &ForwardPath) -> Result<Recipient, Reply> {
     let address = match path {
         ForwardPath::Address(a) => a.clone(),
         ForwardPath::Postmaster => postmaster_address(ctx).await?,
     };
     match ctx.store.resolve_recipient(&address).await {
-        Ok(Resolution::Accounts(accounts)) => Ok((address.to_string(), accounts)),
+        Ok(Resolution::Accounts(accounts)) => Ok(Recipient::Local(address.to_string(), accounts)),
         Ok(Resolution::Unknown) => {
             Err(reply(550, (5, 1, 1), format!("<{address}>: Recipient address rejected: User unknown")))
         }
-        // No relaying on this listener, ever (design.md, "No open relay").
-        Ok(Resolution::NotLocal) => Err(reply(554, (5, 7, 1), format!("<{address}>: Relay access denied"))),
+        Ok(Resolution::NotLocal) => Ok(Recipient::Remote(address)),
         Err(e) => Err(store_failure(&e)),
     }
+}
+
+/// No relaying for anyone but an authenticated user of a submission
+/// listener, ever (design.md, "No open relay").
+fn relay_denied(address: &Address) -> Reply {
+    reply(554, (5, 7, 1), format!("<{address}>: Relay access denied"))
+}
+
+/// How many `Received:` fields a header section has.
+fn hops(header: &[u8]) -> usize {
+    header.split(|&b| b == b'\n').filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:")).count()
 }
 
 /// `RCPT TO:<Postmaster>` means this server's postmaster (RFC 5321
@@ -234,12 +294,24 @@ fn store_failure(e: &StoreError) -> Reply {
     temporary_failure()
 }
 
-/// Makes the message durable and commits it to every recipient's INBOX;
-/// the reply for the end of data.
-async fn finish_message(ctx: &SmtpContext, txn: &mut Transaction) -> Reply {
+/// Makes the message durable and commits it to every recipient's INBOX
+/// (and, for a submission, the queue); the reply for the end of data.
+async fn finish_message(
+    ctx: &SmtpContext,
+    txn: &mut Transaction,
+    submission: Option<(&crate::SubmissionPolicy, &AccountRecord)>,
+) -> Reply {
     let Some((id, sink)) = txn.sink.take() else {
         return temporary_failure();
     };
+    if hops(sink.client_header()) > MAX_HOPS {
+        return reply(554, (5, 4, 6), "Error: too many hops (mail loop?)");
+    }
+    if let Some((_, account)) = submission
+        && let Err(r) = submit::check_from(ctx, account, sink.client_header()).await
+    {
+        return r;
+    }
     let received_at = ctx.clock.now();
     let stored = match sink.finish(received_at).await {
         Ok(stored) => stored,
@@ -248,6 +320,23 @@ async fn finish_message(ctx: &SmtpContext, txn: &mut Transaction) -> Reply {
             return temporary_failure();
         }
     };
+    if let Some((policy, account)) = submission {
+        let sender = txn.reverse_path.clone().unwrap_or(ReversePath::Null);
+        let accepted = Accepted {
+            id: id.clone(),
+            stored: &stored,
+            sender: &sender,
+            local: txn.recipients.as_slice(),
+            remote: &txn.remote,
+        };
+        let outcome = submit::commit(policy, account, accepted).await;
+        if !outcome.is_positive()
+            && let NewContent::File(blob, _) = &stored.content
+        {
+            let _ = ctx.store.blobs().delete(blob);
+        }
+        return outcome;
+    }
     match deliver_local(&ctx.store, &stored, &txn.recipients).await {
         Ok(copies) => {
             info!(queue_id = %id, size = stored.size, recipients = copies.len(), "message delivered");

@@ -23,6 +23,10 @@ enum Spilled {
     Finished((BlobId, u64)),
 }
 
+/// Computes header fields to add to a message from its header section as
+/// the client sent it (a submission's missing `Date:` and `Message-ID:`).
+pub(crate) type Completer = Box<dyn FnOnce(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// One message being received.
 pub(crate) struct Sink {
     blobs: BlobStore,
@@ -30,17 +34,55 @@ pub(crate) struct Sink {
     writer: Option<BlobWriter>,
     buf: Vec<u8>,
     head: Vec<u8>,
+    /// The length of the trace headers at the start.
+    prefix_len: usize,
+    /// Run once, before the first byte reaches the disk or at the end:
+    /// while the message's start is still in `buf`.
+    complete: Option<Completer>,
     size: u64,
     failed: Option<io::Error>,
 }
 
 impl Sink {
-    /// A sink for blob `id` starting with `prefix` (the trace headers).
-    pub(crate) fn new(blobs: BlobStore, id: BlobId, prefix: Vec<u8>) -> Sink {
-        let mut sink = Sink { blobs, id, writer: None, buf: Vec::new(), head: prefix.clone(), size: 0, failed: None };
+    /// A sink for blob `id` starting with `prefix` (the trace headers),
+    /// inserting after it whatever `complete` asks for.
+    pub(crate) fn new(blobs: BlobStore, id: BlobId, prefix: Vec<u8>, complete: Option<Completer>) -> Sink {
+        let prefix_len = prefix.len();
+        let mut sink = Sink {
+            blobs,
+            id,
+            writer: None,
+            buf: Vec::new(),
+            head: prefix.clone(),
+            prefix_len,
+            complete,
+            size: 0,
+            failed: None,
+        };
         sink.buf.extend_from_slice(&prefix);
         sink.size = prefix.len() as u64;
         sink
+    }
+
+    /// The client's header section so far (without the trace headers),
+    /// possibly cut short.
+    pub(crate) fn client_header(&self) -> &[u8] {
+        let head = &self.head[self.prefix_len..];
+        mailroom_store::header_section(head).unwrap_or(head)
+    }
+
+    /// Runs the completer, once, while the message start is still in `buf`.
+    fn run_completer(&mut self) {
+        let Some(complete) = self.complete.take() else { return };
+        let extra = complete(self.client_header());
+        if extra.is_empty() {
+            return;
+        }
+        let at = self.prefix_len;
+        self.buf.splice(at..at, extra.iter().copied());
+        self.head.splice(at..at, extra.iter().copied());
+        self.prefix_len += extra.len();
+        self.size += extra.len() as u64;
     }
 
     /// Adds message bytes; spills to disk past [`SPILL_AT`]. A write error is
@@ -56,6 +98,9 @@ impl Sink {
             return;
         }
         self.buf.extend_from_slice(data);
+        if self.buf.len() > SPILL_AT && self.writer.is_none() {
+            self.run_completer();
+        }
         if self.buf.len() > SPILL_AT
             && let Err(e) = self.spill(false).await
         {
@@ -94,6 +139,9 @@ impl Sink {
     pub(crate) async fn finish(mut self, received_at: SystemTime) -> io::Result<StoredMessage> {
         if let Some(e) = self.failed.take() {
             return Err(e);
+        }
+        if self.writer.is_none() {
+            self.run_completer();
         }
         let head = std::mem::take(&mut self.head);
         if self.writer.is_none() {

@@ -26,14 +26,19 @@ pub struct TraceInfo<'a> {
     pub date: SystemTime,
 }
 
-/// The RFC 3848 / RFC 6531 protocol name for the `with` clause.
-pub fn with_protocol(extended: bool, tls: bool, smtputf8: bool) -> &'static str {
-    match (smtputf8, extended, tls) {
-        (true, _, false) => "UTF8SMTP",
-        (true, _, true) => "UTF8SMTPS",
-        (false, false, _) => "SMTP",
-        (false, true, false) => "ESMTP",
-        (false, true, true) => "ESMTPS",
+/// The RFC 3848 / RFC 6531 protocol name for the `with` clause; an
+/// authenticated session (RFC 4954) gets the trailing `A`.
+pub fn with_protocol(extended: bool, tls: bool, smtputf8: bool, authenticated: bool) -> &'static str {
+    match (smtputf8, extended, tls, authenticated) {
+        (true, _, false, false) => "UTF8SMTP",
+        (true, _, false, true) => "UTF8SMTPA",
+        (true, _, true, false) => "UTF8SMTPS",
+        (true, _, true, true) => "UTF8SMTPSA",
+        (false, false, _, _) => "SMTP",
+        (false, true, false, false) => "ESMTP",
+        (false, true, false, true) => "ESMTPA",
+        (false, true, true, false) => "ESMTPS",
+        (false, true, true, true) => "ESMTPSA",
     }
 }
 
@@ -77,7 +82,7 @@ mod tests {
             helo: "client.test",
             peer: "127.0.0.1".parse().unwrap(),
             hostname: "mx.test",
-            protocol: with_protocol(true, false, false),
+            protocol: with_protocol(true, false, false, false),
             id: &id,
             single_recipient: Some("alice@example.test"),
             date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_326_956),
@@ -95,8 +100,11 @@ mod tests {
 
     #[test]
     fn protocol_names() {
-        assert_eq!(with_protocol(false, false, false), "SMTP");
-        assert_eq!(with_protocol(true, true, false), "ESMTPS");
-        assert_eq!(with_protocol(true, false, true), "UTF8SMTP");
+        assert_eq!(with_protocol(false, false, false, false), "SMTP");
+        assert_eq!(with_protocol(true, true, false, false), "ESMTPS");
+        assert_eq!(with_protocol(true, true, false, true), "ESMTPSA");
+        assert_eq!(with_protocol(true, false, false, true), "ESMTPA");
+        assert_eq!(with_protocol(true, false, true, false), "UTF8SMTP");
+        assert_eq!(with_protocol(true, true, true, true), "UTF8SMTPSA");
     }
 }

@@ -13,8 +13,9 @@ use mailroom_pop3::{MaildropLocks, Pop3Context};
 use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
+use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::ListenerTls;
-use mailroom_smtp::SmtpContext;
+use mailroom_smtp::{Role, SmtpContext, SubmissionPolicy};
 use mailroom_store::{AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Clock, IdGenerator, SystemClock};
 use tokio::net::TcpListener;
@@ -79,6 +80,10 @@ pub struct Running {
     pub imaps: Option<std::net::SocketAddr>,
     /// The address the `pop3s` listener (implicit TLS) is bound to.
     pub pop3s: Option<std::net::SocketAddr>,
+    /// The address the `submission` listener (STARTTLS) is bound to.
+    pub submission: Option<std::net::SocketAddr>,
+    /// The address the `submissions` listener (implicit TLS) is bound to.
+    pub submissions: Option<std::net::SocketAddr>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
 }
@@ -107,11 +112,8 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             .context("cannot set up password checks")?,
     );
 
-    let mut smtp = None;
-    if let Some(addr) = config.listen.smtp {
-        let (listener, local) = bind("smtp", addr).await?;
-        smtp = Some(local);
-        let ctx = Arc::new(SmtpContext {
+    let smtp_context = |role: Role| {
+        Arc::new(SmtpContext {
             hostname: config.hostname.clone(),
             limits: smtp_limits(&config),
             command_timeout: config.limits.command_timeout.0,
@@ -120,10 +122,39 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             clock: Arc::clone(&clock),
             ids: Arc::clone(&ids),
             connections: Arc::clone(&connections),
-        });
+            role,
+        })
+    };
+    let mut smtp = None;
+    if let Some(addr) = config.listen.smtp {
+        let (listener, local) = bind("smtp", addr).await?;
+        smtp = Some(local);
         // STARTTLS on port 25 (RFC 3207): opportunistic for other servers.
         let tls = ListenerTls::Plain(Some(acceptor.clone()));
-        tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
+        tasks.spawn(mailroom_smtp::serve(listener, smtp_context(Role::Mta), tls, shutdown.clone(), grace));
+    }
+
+    // Submission: 587 with STARTTLS, 465 with implicit TLS (RFC 8314); both
+    // feed the queue, whose runner delivers to other domains.
+    let outbound = Outbound::new(store.clone());
+    let policy = Arc::new(SubmissionPolicy {
+        auth: Arc::clone(&auth),
+        rate: RateLimiter::new(config.submission.rate_limit, config.submission.rate_period.0, Arc::clone(&clock)),
+        outbound: outbound.clone(),
+    });
+    let (mut submission, mut submissions) = (None, None);
+    let plain = ListenerTls::Plain(Some(acceptor.clone()));
+    let implicit = ListenerTls::Implicit(acceptor.clone());
+    for (key, addr, tls, bound) in [
+        ("submission", config.listen.submission, plain, &mut submission),
+        ("submissions", config.listen.submissions, implicit, &mut submissions),
+    ] {
+        if let Some(addr) = addr {
+            let (listener, local) = bind(key, addr).await?;
+            *bound = Some(local);
+            let ctx = smtp_context(Role::Submission(Arc::clone(&policy)));
+            tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
+        }
     }
 
     let (mut pop3, mut pop3s) = (None, None);
@@ -177,7 +208,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             }
         }
     }
-    Ok(Running { smtp, pop3, imap, imaps, pop3s, trigger, tasks })
+    Ok(Running { smtp, pop3, imap, imaps, pop3s, submission, submissions, trigger, tasks })
 }
 
 /// Binds the listener named `key` in `[listen]`.

@@ -276,6 +276,12 @@ async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_typ
     if let Some(addr) = running.pop3s {
         println!("pop3s listening on {addr}");
     }
+    if let Some(addr) = running.submission {
+        println!("submission listening on {addr}");
+    }
+    if let Some(addr) = running.submissions {
+        println!("submissions listening on {addr}");
+    }
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}

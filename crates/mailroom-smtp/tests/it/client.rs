@@ -814,7 +814,7 @@ async fn auth_login_when_plain_is_not_offered() {
 
 #[tokio::test]
 async fn delivers_to_the_real_listener_over_starttls() {
-    let world = World::new().await;
+    let mut world = World::new().await;
     let dir = tempfile::tempdir().unwrap();
     let (acceptor, _) = tls_identity(dir.path());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

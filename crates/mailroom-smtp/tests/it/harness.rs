@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_services::accounts::hash_password;
+use mailroom_services::auth::Authenticator;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
+use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::{MaybeTls, Security};
-use mailroom_smtp::SmtpContext;
-use mailroom_store::{AliasSource, AnyStore, MailStore, MessageRecord, StoreOptions};
+use mailroom_smtp::{Role, SmtpContext, SubmissionPolicy};
+use mailroom_store::{AliasSource, AnyStore, MailStore, MessageRecord, QueueEntry, StoreOptions};
 use mailroom_types::{Address, Domain, FixedClock, IdGenerator, Secret};
 use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
@@ -26,6 +28,9 @@ pub struct World {
     pub shutdown: Shutdown,
     /// One generator for all sessions, as in the server: ids never repeat.
     pub ids: Arc<IdGenerator>,
+    /// The submission role's policy, shared by its sessions as in the
+    /// server (so the rate limit counts across connections).
+    pub policy: Option<Arc<SubmissionPolicy>>,
 }
 
 impl World {
@@ -46,10 +51,31 @@ impl World {
         store.add_alias(&alias("team@example.test"), &addr("bob@example.test")).await.unwrap();
         store.add_alias(&alias("@catchall.test"), &addr("bob@example.test")).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        World { _dir: dir, store, clock, trigger, shutdown, ids: Arc::new(IdGenerator::new(0)) }
+        World { _dir: dir, store, clock, trigger, shutdown, ids: Arc::new(IdGenerator::new(0)), policy: None }
     }
 
-    pub fn context(&self, options: &SessionOptions) -> Arc<SmtpContext> {
+    /// The submission policy, made on first use with `rate_limit` messages
+    /// per hour; failed logins are answered without delay.
+    pub fn policy(&mut self, rate_limit: u32) -> Arc<SubmissionPolicy> {
+        let clock = self.clock.clone();
+        let store = self.store.clone();
+        Arc::clone(self.policy.get_or_insert_with(|| {
+            let auth = Authenticator::new(clock.clone(), Duration::ZERO, Duration::ZERO).unwrap();
+            Arc::new(SubmissionPolicy {
+                auth: Arc::new(auth),
+                rate: RateLimiter::new(rate_limit, Duration::from_secs(3600), clock),
+                outbound: Outbound::new(store),
+            })
+        }))
+    }
+
+    /// The outbound queue, oldest first.
+    pub async fn queue(&self) -> Vec<QueueEntry> {
+        self.store.queue_entries(None).await.unwrap()
+    }
+
+    pub fn context(&mut self, options: &SessionOptions) -> Arc<SmtpContext> {
+        let role = if options.submission { Role::Submission(self.policy(options.rate_limit)) } else { Role::Mta };
         Arc::new(SmtpContext {
             hostname: "mx.example.test".into(),
             limits: options.limits.clone(),
@@ -59,17 +85,21 @@ impl World {
             clock: self.clock.clone(),
             ids: Arc::clone(&self.ids),
             connections: ConnectionLimiter::new(100, 100),
+            role,
         })
     }
 
-    /// Starts a session; the returned stream is the client's end.
-    pub fn connect(&self, ctx: Arc<SmtpContext>) -> (DuplexStream, JoinHandle<()>) {
+    /// Starts a session; the returned stream is the client's end. With
+    /// `tls`, the session believes it runs under TLS already (as on an
+    /// implicit-TLS listener); the peer is never loopback, so passwords
+    /// need that.
+    pub fn connect(&self, ctx: Arc<SmtpContext>, tls: bool) -> (DuplexStream, JoinHandle<()>) {
         let (client, server) = tokio::io::duplex(1 << 20);
         let shutdown = self.shutdown.clone();
         let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let security = if tls { Security::Tls } else { Security::Plain(None) };
         let task = tokio::spawn(async move {
-            let _ =
-                mailroom_smtp::run_session(MaybeTls::Plain(server), peer, &ctx, shutdown, Security::Plain(None)).await;
+            let _ = mailroom_smtp::run_session(MaybeTls::Plain(server), peer, &ctx, shutdown, security).await;
         });
         (client, task)
     }
@@ -93,6 +123,12 @@ pub struct SessionOptions {
     pub limits: mailroom_smtp_proto::Limits,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    /// A submission listener rather than the MTA.
+    pub submission: bool,
+    /// Sessions under TLS from the start.
+    pub tls: bool,
+    /// Messages per hour per user, for the submission policy.
+    pub rate_limit: u32,
 }
 
 impl Default for SessionOptions {
@@ -101,6 +137,9 @@ impl Default for SessionOptions {
             limits: mailroom_smtp_proto::Limits::default(),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            submission: false,
+            tls: false,
+            rate_limit: 100,
         }
     }
 }

@@ -5,10 +5,16 @@
 //! command|data=DURATION` (for sessions opened afterwards), `!shutdown`
 //! (begin graceful shutdown), `!inbox USER N` (N messages stored), and
 //! `!message USER N` followed by `M: line` / `M~ regex` lines: the exact
-//! stored bytes of the Nth message of USER's INBOX.
+//! stored bytes of the Nth message of USER's INBOX. For submission:
+//! `!submission on|off` and `!tls on|off` (sessions opened afterwards are
+//! a submission listener's, under TLS from the start), `!rate N` (messages
+//! per hour per user; before the first submission session), `!queue N`
+//! (N messages queued), and `!queued N <SENDER> RCPT...` followed by `M:`
+//! lines: the Nth queued message's envelope and stored bytes.
 
 use std::path::Path;
 
+use mailroom_store::MailStore;
 use mailroom_testkit::transcript::{self, Lines, escape, line_matches, parse_duration};
 use tokio::io::DuplexStream;
 
@@ -21,7 +27,8 @@ struct SmtpWorld {
 
 impl transcript::World for SmtpWorld {
     async fn connect(&mut self) -> DuplexStream {
-        let (client, _task) = self.world.connect(self.world.context(&self.options));
+        let ctx = self.world.context(&self.options);
+        let (client, _task) = self.world.connect(ctx, self.options.tls);
         client
     }
 
@@ -49,6 +56,32 @@ impl transcript::World for SmtpWorld {
                 }
             }
             "shutdown" => self.world.trigger.trigger(),
+            "submission" => self.options.submission = arg(0)? == "on",
+            "tls" => self.options.tls = arg(0)? == "on",
+            "rate" => self.options.rate_limit = number(arg(0)?)? as u32,
+            "queue" => {
+                let want = number(arg(0)?)? as usize;
+                let got = self.world.queue().await.len();
+                if got != want {
+                    return Err(format!("expected {want} queued messages, found {got}"));
+                }
+            }
+            "queued" => {
+                let n = number(arg(0)?)? as usize;
+                let queue = self.world.queue().await;
+                let entry = queue.get(n - 1).ok_or_else(|| format!("no queued message {n}"))?;
+                let sender = entry.sender.as_ref().map(ToString::to_string).unwrap_or_default();
+                let got: Vec<String> = std::iter::once(format!("<{sender}>"))
+                    .chain(entry.recipients.iter().map(|r| r.address.to_string()))
+                    .collect();
+                let want: Vec<String> = args[1..].iter().map(|s| s.to_string()).collect();
+                if got != want {
+                    return Err(format!("queued message {n}: expected {want:?}, found {got:?}"));
+                }
+                let mut raw = Vec::new();
+                self.world.store.read_blob(&entry.blob, &mut raw).await.map_err(|e| e.to_string())?;
+                expect_message(&raw, following)?;
+            }
             "inbox" => {
                 let want = number(arg(1)?)? as usize;
                 let got = self.world.inbox(arg(0)?).await.len();

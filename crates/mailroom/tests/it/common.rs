@@ -488,6 +488,7 @@ pub struct InProcess {
     running: Option<mailroom::Running>,
     pub store: AnyStore,
     pub addr: SocketAddr,
+    config: Arc<Config>,
     _dir: tempfile::TempDir,
 }
 
@@ -501,6 +502,13 @@ impl InProcess {
 
     /// Starts with the test defaults changed by `adjust`.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> InProcess {
+        Self::start_domain("example.test", &USERS, adjust)
+    }
+
+    /// Starts a server for `domain` with `users` (password `pw-USER`),
+    /// every listener on an ephemeral loopback port unless `adjust` says
+    /// otherwise.
+    pub fn start_domain(domain: &str, users: &[&str], adjust: impl FnOnce(&mut Config)) -> InProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             hostname: HOSTNAME.into(),
@@ -510,11 +518,11 @@ impl InProcess {
         };
         // Every listener on an ephemeral port: tests run in parallel, and a
         // default fixed port (pop3 1110) would collide between them.
-        config.listen.smtp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.listen.pop3 = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.listen.imap = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.listen.imaps = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.listen.pop3s = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let l = &mut config.listen;
+        (l.smtp, l.pop3, l.imap, l.imaps, l.pop3s, l.submission, l.submissions) = (any, any, any, any, any, any, any);
+        // Nothing here may ask a real resolver: a closed loopback port.
+        config.delivery.dns_server = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
         adjust(&mut config);
         config.validate(Path::new("(test)")).expect("valid test config");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -522,16 +530,56 @@ impl InProcess {
         let store = rt.block_on(mailroom::open_store(&config, Arc::clone(&clock))).expect("open store");
         rt.block_on(async {
             let admin = mailroom_services::accounts::Admin::new(&store);
-            admin.add_domain("example.test").await.expect("add domain");
-            for user in USERS {
+            admin.add_domain(domain).await.expect("add domain");
+            for user in users {
                 let password = mailroom_types::Secret::new(format!("pw-{user}"));
                 admin.add_user(user, &password).await.unwrap_or_else(|e| panic!("add {user}: {e}"));
             }
         });
-        let running = rt.block_on(mailroom::start(Arc::new(config), store.clone(), clock)).expect("start the server");
+        let config = Arc::new(config);
+        let running =
+            rt.block_on(mailroom::start(Arc::clone(&config), store.clone(), clock)).expect("start the server");
         let addr = running.smtp.expect("smtp listener bound");
-        assert!(addr.ip().is_loopback());
-        InProcess { rt, running: Some(running), store, addr, _dir: dir }
+        InProcess { rt, running: Some(running), store, addr, config, _dir: dir }
+    }
+
+    /// Stops the server and starts it again on the same data (and the
+    /// same configuration; ephemeral ports change).
+    pub fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.rt.block_on(running.stop());
+        }
+        let clock = mailroom::system_clock();
+        self.store = self.rt.block_on(mailroom::open_store(&self.config, Arc::clone(&clock))).expect("reopen store");
+        let running = self
+            .rt
+            .block_on(mailroom::start(Arc::clone(&self.config), self.store.clone(), clock))
+            .expect("restart the server");
+        self.addr = running.smtp.expect("smtp listener bound");
+        self.running = Some(running);
+    }
+
+    /// A configuration file naming this server's data directory, for the
+    /// admin commands (`mailroom --config F queue ...`).
+    pub fn cli_config(&self) -> PathBuf {
+        let path = self._dir.path().join("cli.toml");
+        let text = format!(
+            "hostname = \"{}\"\ndata_dir = '{}'\n[listen]\n[log]\nfilter = \"warn\"\n",
+            self.config.hostname,
+            self.config.data_dir.display()
+        );
+        std::fs::write(&path, text).expect("write cli config");
+        path
+    }
+
+    /// The bound submission (STARTTLS) address.
+    pub fn submission_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.submission).expect("submission listener bound")
+    }
+
+    /// The bound submissions (implicit TLS) address.
+    pub fn submissions_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.submissions).expect("submissions listener bound")
     }
 
     /// `user`'s INBOX with blob bytes.

@@ -1,0 +1,159 @@
+//! The submission role's decisions (RFC 6409): who is logged in, which
+//! senders they may use, how much they may send, and where their mail goes
+//! (local copies now, the queue for the rest, in one commit).
+
+use std::net::IpAddr;
+
+use mailroom_services::auth::Login;
+use mailroom_services::delivery::StoredMessage;
+use mailroom_services::message::header_cache;
+use mailroom_services::submission::{from_addresses, missing_fields, owns};
+use mailroom_smtp_proto::{EnhancedCode, Reply, ReversePath};
+use mailroom_store::{AccountRecord, NewMessage, NewQueueEntry, Submission};
+use mailroom_types::{AccountId, Address, Flags, QueueId, Secret};
+use tracing::{info, warn};
+
+use crate::sink::Completer;
+use crate::{SmtpContext, SubmissionPolicy};
+
+fn reply(code: u16, e: (u8, u16, u16), text: impl Into<String>) -> Reply {
+    Reply::new(code, Some(EnhancedCode(e.0, e.1, e.2)), text)
+}
+
+/// Checks a login; a failure is answered only after its throttling delay.
+pub(crate) async fn login(
+    ctx: &SmtpContext,
+    policy: &SubmissionPolicy,
+    ip: IpAddr,
+    authzid: &str,
+    username: &str,
+    password: &Secret<String>,
+) -> Result<AccountRecord, Reply> {
+    let failed = || reply(535, (5, 7, 8), "Error: authentication failed");
+    match policy.auth.login(&ctx.store, ip, username, password).await {
+        // Acting for another user (RFC 4616 §2) is not supported.
+        Ok(Login::Success(account)) if authzid.is_empty() || authzid.eq_ignore_ascii_case(username) => {
+            info!(user = %account.address, "authenticated");
+            Ok(account)
+        }
+        Ok(Login::Success(_)) => Err(failed()),
+        Ok(Login::Failure(delay)) => {
+            tokio::time::sleep(delay).await;
+            Err(failed())
+        }
+        Err(e) => {
+            warn!(error = %e, "login check failed");
+            Err(reply(454, (4, 7, 0), "Temporary authentication failure"))
+        }
+    }
+}
+
+/// MAIL FROM on a submission port: the sender must be the user's and the
+/// user within their sending rate. The null sender is allowed (MDNs, RFC
+/// 8098 §2.1, use it).
+pub(crate) async fn check_sender(
+    ctx: &SmtpContext,
+    policy: &SubmissionPolicy,
+    account: &AccountRecord,
+    sender: &ReversePath,
+) -> Result<(), Reply> {
+    if !policy.rate.allows(account.id) {
+        return Err(reply(450, (4, 7, 1), format!("Error: too much mail from {}, try again later", account.address)));
+    }
+    let ReversePath::Address(address) = sender else { return Ok(()) };
+    match owns(&ctx.store, account, address).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(not_owned(address, account)),
+        Err(e) => {
+            warn!(error = %e, "sender check failed");
+            Err(reply(451, (4, 3, 0), "Error: internal error, try again later"))
+        }
+    }
+}
+
+fn not_owned(address: &dyn std::fmt::Display, account: &AccountRecord) -> Reply {
+    reply(553, (5, 7, 1), format!("<{address}>: Sender address rejected: not owned by user {}", account.address))
+}
+
+/// Adds `Date:` and `Message-ID:` to a submitted message that lacks them.
+pub(crate) fn completer(ctx: &SmtpContext) -> Completer {
+    let (now, ids, hostname) = (ctx.clock.now(), ctx.ids.clone(), ctx.hostname.clone());
+    Box::new(move |header: &[u8]| missing_fields(header, now, &ids, &hostname))
+}
+
+/// The `From:` field of a submitted message must name only addresses the
+/// user owns, and must be there (RFC 5322 §3.6).
+pub(crate) async fn check_from(ctx: &SmtpContext, account: &AccountRecord, header: &[u8]) -> Result<(), Reply> {
+    let from = from_addresses(header);
+    if from.is_empty() {
+        return Err(reply(550, (5, 6, 0), "Error: message has no From: header field"));
+    }
+    for text in from {
+        let owned = match Address::parse(&text) {
+            Ok(address) => owns(&ctx.store, account, &address).await.map_err(|e| {
+                warn!(error = %e, "From: check failed");
+                reply(451, (4, 3, 0), "Error: internal error, try again later")
+            })?,
+            Err(_) => false,
+        };
+        if !owned {
+            return Err(reply(
+                553,
+                (5, 7, 1),
+                format!("<{text}>: From: address rejected: not owned by user {}", account.address),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a submitted message is and where it goes.
+pub(crate) struct Accepted<'a> {
+    pub(crate) id: QueueId,
+    pub(crate) stored: &'a StoredMessage,
+    pub(crate) sender: &'a ReversePath,
+    pub(crate) local: &'a [AccountId],
+    pub(crate) remote: &'a [Address],
+}
+
+/// Commits the local copies and the queue entry; the reply to the end of
+/// data.
+pub(crate) async fn commit(policy: &SubmissionPolicy, account: &AccountRecord, m: Accepted<'_>) -> Reply {
+    let message = NewMessage {
+        content: m.stored.content.clone(),
+        size: m.stored.size,
+        internal_date: m.stored.received_at,
+        flags: Flags::empty(),
+        keywords: Vec::new(),
+        headers: header_cache(&m.stored.head),
+    };
+    let queue = (!m.remote.is_empty()).then(|| NewQueueEntry {
+        id: m.id.clone(),
+        sender: match m.sender {
+            ReversePath::Address(a) => Some(a.clone()),
+            ReversePath::Null => None,
+        },
+        recipients: m.remote.to_vec(),
+        created: m.stored.received_at,
+        first_attempt: m.stored.received_at,
+    });
+    let submission = Submission { message, local: m.local.to_vec(), queue };
+    match policy.outbound.submit(&submission).await {
+        Ok(copies) => {
+            policy.rate.record(account.id);
+            info!(
+                queue_id = %m.id, user = %account.address, size = m.stored.size,
+                local = copies.len(), remote = m.remote.len(), "message submitted"
+            );
+            reply(250, (2, 0, 0), format!("Ok: queued as {}", m.id))
+        }
+        Err(e) => {
+            warn!(error = %e, queue_id = %m.id, "cannot store submitted message");
+            if e.is_temporary() {
+                reply(451, (4, 3, 0), "Error: internal error, try again later")
+            } else {
+                reply(554, (5, 3, 0), "Error: submission failed")
+            }
+        }
+    }
+}
