@@ -6,6 +6,12 @@
 //! - [`session`]: one connection: read, feed, decide, write; generic over
 //!   the stream so tests run it over an in-memory duplex.
 //! - [`trace`]: the `Return-Path:` and `Received:` headers (RFC 5321 §4.4).
+//! - [`client`]: the outbound SMTP client; [`QueueRunner`] (with the
+//!   private `route` and `notice` modules): delivery of the queue to
+//!   other domains' servers, retries and bounces.
+//!
+//! - [`submit`]: the submission role's decisions (RFC 6409): logins,
+//!   sender ownership, rate limit, and handing mail to the queue.
 //!
 //! - [`submit`]: the submission role's decisions (RFC 6409): logins,
 //!   sender ownership, rate limit, and handing mail to the queue.
@@ -17,6 +23,9 @@
 
 pub mod client;
 pub mod listener;
+mod notice;
+mod route;
+mod runner;
 pub mod session;
 mod sink;
 mod submit;
@@ -32,6 +41,7 @@ use mailroom_store::AnyStore;
 use mailroom_types::{Clock, IdGenerator};
 
 pub use listener::serve;
+pub use runner::QueueRunner;
 pub use session::run_session;
 
 /// Everything an SMTP session needs, shared by all sessions of a listener.

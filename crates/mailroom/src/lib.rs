@@ -15,7 +15,7 @@ use mailroom_services::config::Config;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::ListenerTls;
-use mailroom_smtp::{Role, SmtpContext, SubmissionPolicy};
+use mailroom_smtp::{QueueRunner, Role, SmtpContext, SubmissionPolicy};
 use mailroom_store::{AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Clock, IdGenerator, SystemClock};
 use tokio::net::TcpListener;
@@ -156,6 +156,10 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
         }
     }
+    let resolver = resolver(&config)?;
+    let runner =
+        QueueRunner::new(store.clone(), &config, Arc::clone(&clock), Arc::clone(&ids), resolver, outbound.wake());
+    tasks.spawn(runner.run(shutdown.clone()));
 
     let (mut pop3, mut pop3s) = (None, None);
     if config.listen.pop3.is_some() || config.listen.pop3s.is_some() {
@@ -209,6 +213,23 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         }
     }
     Ok(Running { smtp, pop3, imap, imaps, pop3s, submission, submissions, trigger, tasks })
+}
+
+/// The resolver delivery uses: `delivery.dns_server`, else the system's.
+/// A machine without a resolver configuration still serves (local mail
+/// needs no DNS); its remote deliveries wait, logged, until one exists.
+fn resolver(config: &Config) -> anyhow::Result<mailroom_services::dns::Resolver> {
+    use mailroom_services::dns::Resolver;
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    match (config.delivery.dns_server, Resolver::new(config.delivery.dns_server, TIMEOUT)) {
+        (_, Ok(resolver)) => Ok(resolver),
+        (Some(_), Err(e)) => Err(e).context("delivery.dns_server: cannot set up DNS resolution"),
+        (None, Err(e)) => {
+            tracing::warn!(error = %e, "no system DNS configuration; using 127.0.0.1:53 for delivery lookups");
+            Resolver::new(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))), TIMEOUT)
+                .context("cannot set up DNS resolution")
+        }
+    }
 }
 
 /// Binds the listener named `key` in `[listen]`.

@@ -1,5 +1,7 @@
 //! The `mailroom` command line.
 
+mod queue_cmd;
+
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +48,11 @@ enum Command {
     Alias {
         #[command(subcommand)]
         action: AliasAction,
+    },
+    /// Look at and steer the outbound queue.
+    Queue {
+        #[command(subcommand)]
+        action: queue_cmd::QueueAction,
     },
 }
 
@@ -157,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return serve(Arc::new(config), store, clock).await;
     }
-    let store = mailroom::open_store(&config, clock).await?;
+    let store = mailroom::open_store(&config, Arc::clone(&clock)).await?;
     let admin = Admin::new(&store);
     match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),
@@ -208,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("deleted alias {source}{}", target.map(|t| format!(" -> {t}")).unwrap_or_default());
             }
         },
+        Command::Queue { action } => queue_cmd::run(&store, action, clock.now()).await?,
     }
     Ok(())
 }

@@ -3,4 +3,5 @@
 
 mod client;
 mod harness;
+mod queue;
 mod transcripts;

@@ -7,6 +7,7 @@ mod crash;
 mod e2e;
 mod imap;
 mod limits;
+mod outbound;
 mod pop3;
 mod shutdown;
 mod tls;
