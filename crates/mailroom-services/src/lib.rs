@@ -5,6 +5,8 @@
 //!   domains, accounts and aliases, with their validation.
 //! - [`auth`]: password logins with throttling that reveals no user names.
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
+//! - [`dns`]: the process's one resolver (MX, addresses, TXT), cached.
+//! - [`dsn`]: delivery status notifications (RFC 3464).
 //! - [`message`]: small helpers over mail-parser (the header cache).
 //! - [`net`]: what every listener shares: connection limits and shutdown.
 //! - [`submission`]: the rules of authenticated submission (sender
