@@ -176,3 +176,51 @@ async fn an_undeliverable_message_bounces_when_it_expires() {
     assert!(text.contains("Subject: waiting"), "the original headers are quoted: {text}");
     world.trigger.trigger();
 }
+
+/// With a smarthost, everything goes to it: STARTTLS (required by default
+/// for a smarthost), AUTH, then the message. The smarthost here is a real
+/// Mailroom submission listener, which queues the message in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smarthost_takes_everything_after_starttls_and_auth() {
+    let world = World::new().await;
+    let mut relay = World::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = Config { data_dir: dir.path().to_owned(), hostname: "localhost".into(), ..Config::default() };
+    let acceptor = mailroom_services::tls::acceptor(&tls).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = listener.local_addr().unwrap();
+    let options = SessionOptions { submission: true, ..SessionOptions::default() };
+    let ctx = relay.context(&options);
+    let grace = Duration::from_secs(1);
+    let server = tokio::spawn(mailroom_smtp::serve(
+        listener,
+        ctx,
+        ListenerTls::Plain(Some(acceptor)),
+        relay.shutdown.clone(),
+        grace,
+    ));
+
+    queue_one(&world).await;
+    // The route for other.test would win over the smarthost: use another
+    // domain's route so that the smarthost decides.
+    let (_, _) = runner(&world, closed_port().await, |c| {
+        c.delivery.routes.clear();
+        c.delivery.smarthost = Some(mailroom_services::config::SmarthostConfig {
+            address: relay_addr,
+            username: Some("alice@example.test".into()),
+            password: Some("secret".into()),
+            tls: mailroom_services::config::TlsMode::Required,
+        });
+    });
+    wait_queue(&world, "emptied", <[QueueEntry]>::is_empty).await;
+    let relayed = relay.queue().await;
+    assert_eq!(relayed.len(), 1, "the smarthost queued it");
+    assert_eq!(relayed[0].recipients[0].address.to_string(), "carol@other.test");
+    let mut raw = Vec::new();
+    relay.store.read_blob(&relayed[0].blob, &mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("with ESMTPSA"), "over TLS, authenticated: {text}");
+    relay.trigger.trigger();
+    world.trigger.trigger();
+    tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
+}

@@ -248,3 +248,57 @@ fn smtp_starttls_verified_and_not_injectable() {
     // MAIL carried out would have made this a nested MAIL instead.
     assert_eq!(field("next"), "503 5.5.1 Error: send HELO/EHLO first", "{stdout}");
 }
+
+/// curl with `--ssl-reqd` and `openssl s_client -starttls` on every
+/// listener that speaks TLS, the certificate verified each time: STARTTLS
+/// on submission (with AUTH and a message through the queue's local
+/// path), IMAP and POP3; implicit TLS on submissions.
+#[test]
+fn real_tls_clients_on_every_listener() {
+    if !require_tool("curl") || !require_tool("openssl") {
+        return;
+    }
+    let server = InProcess::start();
+    let cert = server.certificate();
+    let cert = cert.to_str().expect("utf-8 path");
+    let curl = |url: String, extra: &[&str], stdin: &[u8]| {
+        let port = url.rsplit(':').next().and_then(|p| p.split('/').next()).expect("port").to_owned();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--ssl-reqd", "--cacert", cert])
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1"), "--user", &format!("{ALICE}:{ALICE_PW}")])
+            .args(extra)
+            .arg(&url);
+        let out = run_with_timeout(cmd, stdin, TOOL_TIMEOUT);
+        assert!(out.status.success(), "curl {url} failed: {}", show(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let message = b"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: by curl\r\n\r\nHi.\r\n";
+    let mail = ["--mail-from", ALICE, "--mail-rcpt", "bob@example.test", "--upload-file", "-"];
+    curl(format!("smtp://localhost:{}", server.submission_addr().port()), &mail, message);
+    curl(format!("smtps://localhost:{}", server.submissions_addr().port()), &mail, message);
+    let bob = server.inbox("bob@example.test");
+    assert_eq!(bob.len(), 2);
+    assert!(bob.iter().all(|(_, raw)| String::from_utf8_lossy(raw).contains("with ESMTPSA")));
+    send_mail(server.addr, "carol@other.test", ALICE, b"Subject: for curl\r\n\r\nHello.\r\n");
+    let imap = curl(format!("imap://localhost:{}/INBOX;UID=1", server.imap_addr().port()), &[], b"");
+    assert!(imap.contains("Subject: for curl"), "{imap}");
+    let pop = curl(format!("pop3://localhost:{}/1", server.pop3_addr().port()), &[], b"");
+    assert!(pop.contains("Subject: for curl"), "{pop}");
+
+    for (proto, addr) in
+        [("smtp", server.submission_addr()), ("imap", server.imap_addr()), ("pop3", server.pop3_addr())]
+    {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-starttls", proto, "-connect", &addr.to_string(), "-servername", "localhost"]).args([
+            "-CAfile",
+            cert,
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+        ]);
+        let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "s_client -starttls {proto}: {text}\n{}", show(&out.stderr));
+        assert!(text.contains("Verify return code: 0 (ok)"), "s_client -starttls {proto}: {text}");
+    }
+}
