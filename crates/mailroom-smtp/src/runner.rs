@@ -19,7 +19,8 @@
 //!   claimed and not yet settled; connections are bounded in all and per
 //!   destination by the `[queue]` config.
 //! - A destination that cannot be reached fails everything waiting for it
-//!   with the same error at once, instead of dialling once per message.
+//!   with the same error at once, instead of dialling once per message:
+//!   its last worker that fails to connect takes what waits.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -29,9 +30,7 @@ use std::time::{Duration, SystemTime};
 use mailroom_services::config::{Config, TlsMode};
 use mailroom_services::dns::Resolver;
 use mailroom_services::net::Shutdown;
-use mailroom_store::{
-    AnyStore, AttemptReport, MailStore, QueueEntry, QueuedRecipient, RecipientId, RecipientUpdate, StoreError,
-};
+use mailroom_store::{AnyStore, AttemptReport, MailStore, QueueEntry, QueuedRecipient, RecipientId, RecipientUpdate};
 use mailroom_types::{Clock, IdGenerator, Secret};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
@@ -75,7 +74,10 @@ pub(crate) enum OutcomeKind {
 struct Delivery {
     entry: Arc<QueueEntry>,
     recipients: Vec<QueuedRecipient>,
-    _slot: OwnedSemaphorePermit,
+    /// Its place among the [`MAX_IN_FLIGHT`]; `None` only if the bound was
+    /// reached regardless (a claim takes no more recipients than there are
+    /// free places, and each part has at least one).
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Default)]
@@ -240,15 +242,7 @@ impl Inner {
             }
         }
         for (domain, recipients) in by_domain {
-            // A slot per part; the claim asked for no more than were free,
-            // and a multi-domain entry may briefly exceed that by a few.
-            let slot = match Arc::clone(&this.slots).try_acquire_owned() {
-                Ok(slot) => slot,
-                Err(_) => {
-                    let extra = Arc::new(Semaphore::new(1));
-                    extra.try_acquire_owned().expect("a fresh semaphore has a permit")
-                }
-            };
+            let slot = Arc::clone(&this.slots).try_acquire_owned().ok();
             let delivery = Delivery { entry: Arc::clone(&entry), recipients, _slot: slot };
             let dest = {
                 let mut map = this.destinations.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,6 +281,15 @@ impl Inner {
         next
     }
 
+    /// Retires a worker that could not connect. While others are still
+    /// connected they carry on with what waits; the last one takes it all,
+    /// to fail it with its error (the destination is down).
+    fn retire(dest: &Mutex<DestState>) -> VecDeque<Delivery> {
+        let mut state = dest.lock().unwrap_or_else(|e| e.into_inner());
+        state.workers -= 1;
+        if state.workers == 0 { std::mem::take(&mut state.pending) } else { VecDeque::new() }
+    }
+
     /// One connection's life: deliver message after message to `domain`.
     async fn worker(self: Arc<Self>, domain: String, dest: Arc<Mutex<DestState>>) {
         let Ok(_permit) = Arc::clone(&self.connections).acquire_owned().await else { return };
@@ -296,9 +299,8 @@ impl Inner {
                 match self.connect(&domain).await {
                     Ok(c) => conn = Some(c),
                     Err(failure) => {
-                        // Everything waiting for this destination fails alike.
                         self.settle_all(&delivery, &failure).await;
-                        while let Some(d) = Self::next(&dest) {
+                        for d in Self::retire(&dest) {
                             self.settle_all(&d, &failure).await;
                         }
                         return;
@@ -489,12 +491,6 @@ fn without_return_path(bytes: &[u8]) -> &[u8] {
 
 fn memchr_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
-}
-
-impl From<StoreError> for Outcome {
-    fn from(e: StoreError) -> Outcome {
-        Outcome { kind: OutcomeKind::Transient, status: (4, 3, 0), text: e.to_string(), remote: None }
-    }
 }
 
 #[cfg(test)]
