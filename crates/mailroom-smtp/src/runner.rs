@@ -166,9 +166,10 @@ impl QueueRunner {
     }
 
     /// Runs until `shutdown`: claims what is due, delivers it, sleeps
-    /// until the next due time, a wake-up or the poll interval. Deliveries
-    /// under way when it stops are left to their leases.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// until the next due time, a wake-up or the poll interval. Then it
+    /// gives the deliveries under way up to `grace` to finish; any still
+    /// running are left to their leases.
+    pub async fn run(self, mut shutdown: Shutdown, grace: Duration) {
         let inner = self.inner;
         info!("queue runner started");
         loop {
@@ -205,7 +206,12 @@ impl QueueRunner {
                 Inner::dispatch(&inner, entry);
             }
         }
-        info!("queue runner stopped");
+        let settled = tokio::time::timeout(grace, inner.slots.acquire_many(MAX_IN_FLIGHT as u32)).await;
+        if settled.is_err() {
+            warn!("queue runner stopped with deliveries under way; their leases bring them back");
+        } else {
+            info!("queue runner stopped");
+        }
     }
 }
 

@@ -159,7 +159,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     let resolver = resolver(&config)?;
     let runner =
         QueueRunner::new(store.clone(), &config, Arc::clone(&clock), Arc::clone(&ids), resolver, outbound.wake());
-    tasks.spawn(runner.run(shutdown.clone()));
+    tasks.spawn(runner.run(shutdown.clone(), grace));
 
     let (mut pop3, mut pop3s) = (None, None);
     if config.listen.pop3.is_some() || config.listen.pop3s.is_some() {

@@ -74,7 +74,7 @@ fn runner(world: &World, route: SocketAddr, adjust: impl FnOnce(&mut Config)) ->
         resolver,
         Arc::clone(&wake),
     );
-    tokio::spawn(runner.run(world.shutdown.clone()));
+    tokio::spawn(runner.run(world.shutdown.clone(), Duration::from_secs(1)));
     wake.notify_one();
     (wake, world.shutdown.clone())
 }
