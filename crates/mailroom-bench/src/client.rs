@@ -1,6 +1,7 @@
 //! The built-in load generator: concurrent pipelining SMTP sessions, many
 //! messages per connection, timing each message from its `MAIL` write to
-//! the `250` after its final `.`.
+//! the `250` after its final `.`. Sessions are plain (the MTA port), or
+//! submission sessions: STARTTLS (RFC 3207), then AUTH PLAIN (RFC 4954).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -8,12 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use base64::Engine as _;
+use rustls::pki_types::ServerName;
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
 
-use crate::message::{MessageTemplate, RECIPIENT, SENDER};
+use crate::message::MessageTemplate;
 
 /// How long the client waits for any one reply or write.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,11 +27,23 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REPLY_LINE: u64 = 4096;
 /// The most lines a multi-line reply may have.
 const MAX_REPLY_LINES: usize = 100;
+/// Read and write buffer sizes of a session.
+const READ_BUFFER: usize = 16 * 1024;
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// A session's stream with its read and write buffers; both can be taken
+/// off again for STARTTLS.
+type Buffered<S> = BufReader<BufWriter<S>>;
+
+/// Buffers `stream` for a session.
+fn buffered<S: AsyncRead + AsyncWrite>(stream: S) -> Buffered<S> {
+    BufReader::with_capacity(READ_BUFFER, BufWriter::with_capacity(WRITE_BUFFER, stream))
+}
 
 /// What the load generator needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Load {
-    /// The server's SMTP address.
+    /// The server's SMTP (or submission) address.
     pub addr: SocketAddr,
     /// Concurrent connections.
     pub connections: usize,
@@ -33,6 +51,21 @@ pub struct Load {
     pub messages: usize,
     /// The whole load must finish within this.
     pub limit: Duration,
+    /// `None`: plain sessions, as to an MTA. Some: STARTTLS and AUTH first.
+    pub submission: Option<Submission>,
+}
+
+/// How a submission session protects itself and logs in.
+#[derive(Clone)]
+pub struct Submission {
+    /// The TLS client, trusting the server's certificate.
+    pub tls: TlsConnector,
+    /// The name the server's certificate must hold.
+    pub server_name: ServerName<'static>,
+    /// The AUTH PLAIN user name.
+    pub username: String,
+    /// Its password.
+    pub password: String,
 }
 
 /// What the load generator measured.
@@ -48,6 +81,19 @@ pub struct Outcome {
     pub latencies: Vec<Duration>,
     /// From the first connection attempt to the last connection's end.
     pub wall: Duration,
+    /// When the first `MAIL` was written, on any connection.
+    pub first_mail: Option<Instant>,
+    /// When the last 2xx to a final `.` was read, on any connection.
+    pub last_accept: Option<Instant>,
+}
+
+impl Outcome {
+    /// From the first `MAIL` to the last accepted message: the time the
+    /// messages themselves took, without connection set-up (TLS, AUTH)
+    /// and QUIT.
+    pub fn transfer_time(&self) -> Option<Duration> {
+        Some(self.last_accept?.saturating_duration_since(self.first_mail?))
+    }
 }
 
 /// Runs the load and waits for every connection to end.
@@ -61,8 +107,8 @@ pub async fn run(load: &Load, template: Arc<MessageTemplate>) -> Result<Outcome>
         let count = load.messages / connections + usize::from(conn < load.messages % connections);
         let template = Arc::clone(&template);
         let problems = Arc::clone(&problems);
-        let addr = load.addr;
-        tasks.spawn(async move { connection(addr, conn, count, &template, &problems).await });
+        let (addr, submission) = (load.addr, load.submission.clone());
+        tasks.spawn(async move { connection(addr, submission, conn, count, &template, &problems).await });
     }
     let mut outcome = Outcome { latencies: Vec::with_capacity(load.messages), ..Outcome::default() };
     let joined = timeout(load.limit, async {
@@ -72,6 +118,8 @@ pub async fn run(load: &Load, template: Arc<MessageTemplate>) -> Result<Outcome>
             outcome.errors += done.errors;
             outcome.unsent += done.unsent;
             outcome.latencies.extend(done.latencies);
+            outcome.first_mail = earliest(outcome.first_mail, done.first_mail);
+            outcome.last_accept = outcome.last_accept.max(done.last_accept);
         }
         anyhow::Ok(())
     })
@@ -85,6 +133,14 @@ pub async fn run(load: &Load, template: Arc<MessageTemplate>) -> Result<Outcome>
     }
     outcome.wall = start.elapsed();
     Ok(outcome)
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The problems already reported, so that each kind is printed once.
@@ -108,19 +164,23 @@ struct ConnOutcome {
     errors: u64,
     unsent: u64,
     latencies: Vec<Duration>,
+    first_mail: Option<Instant>,
+    last_accept: Option<Instant>,
 }
 
 /// One connection sending `count` messages; a connection failure leaves the
 /// rest of its messages unsent.
 async fn connection(
     addr: SocketAddr,
+    submission: Option<Submission>,
     conn: usize,
     count: usize,
     template: &MessageTemplate,
     problems: &Problems,
 ) -> ConnOutcome {
     let mut out = ConnOutcome { latencies: Vec::with_capacity(count), ..ConnOutcome::default() };
-    if let Err(e) = session(addr, conn, count, template, problems, &mut out).await {
+    let job = Job { conn, count, template, problems };
+    if let Err(e) = session(addr, submission.as_ref(), &job, &mut out).await {
         let kind = format!("connection: {}", e.root_cause());
         problems.note(kind, &format!("connection {conn}: {e:#}"));
     }
@@ -128,44 +188,91 @@ async fn connection(
     out
 }
 
-/// The SMTP dialogue of one connection.
-async fn session(
-    addr: SocketAddr,
+/// What one connection is to send.
+struct Job<'a> {
     conn: usize,
     count: usize,
-    template: &MessageTemplate,
-    problems: &Problems,
+    template: &'a MessageTemplate,
+    problems: &'a Problems,
+}
+
+/// The SMTP dialogue of one connection: plain, or upgraded with STARTTLS
+/// and authenticated first.
+async fn session(
+    addr: SocketAddr,
+    submission: Option<&Submission>,
+    job: &Job<'_>,
     out: &mut ConnOutcome,
 ) -> Result<()> {
     let stream =
         bounded("connect", TcpStream::connect(addr)).await?.with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
-    let (read, write) = stream.into_split();
-    let mut r = BufReader::with_capacity(16 * 1024, read);
-    let mut w = BufWriter::with_capacity(64 * 1024, write);
-
-    let greeting = read_reply(&mut r).await.context("reading the greeting")?;
+    let mut plain = buffered(stream);
+    let greeting = read_reply(&mut plain).await.context("reading the greeting")?;
     ensure!(greeting.code == 220, "greeting: {greeting}");
-    send(&mut w, &[b"EHLO client.bench.test\r\n"]).await?;
-    let ehlo = read_reply(&mut r).await.context("reading the EHLO reply")?;
-    ensure!(ehlo.code == 250, "EHLO: {ehlo}");
-    ensure!(ehlo.has_extension("PIPELINING"), "the server does not advertise PIPELINING: {ehlo}");
+    let ehlo = say_ehlo(&mut plain).await?;
+    let Some(submission) = submission else {
+        return transactions(&mut plain, &ehlo, job, out).await;
+    };
 
-    let envelope = format!("MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RECIPIENT}>\r\nDATA\r\n");
+    ensure!(ehlo.has_extension("STARTTLS"), "the server does not advertise STARTTLS: {ehlo}");
+    send(&mut plain, &[b"STARTTLS\r\n"]).await?;
+    let ready = read_reply(&mut plain).await.context("reading the STARTTLS reply")?;
+    ensure!(ready.code == 220, "STARTTLS: {ready}");
+    // Anything buffered past the 220 would have been injected before the
+    // handshake (RFC 3207 §6): refuse it rather than read it as TLS data.
+    ensure!(plain.buffer().is_empty(), "the server sent data after its STARTTLS reply");
+    // Every send flushes, so the write buffer is empty too.
+    let tcp = plain.into_inner().into_inner();
+    let tls = bounded("TLS handshake", submission.tls.connect(submission.server_name.clone(), tcp))
+        .await?
+        .context("TLS handshake")?;
+    let mut secure = buffered(tls);
+    let ehlo = say_ehlo(&mut secure).await?;
+    ensure!(ehlo.has_extension("AUTH"), "the server offers no AUTH after STARTTLS: {ehlo}");
+    let plain_auth = format!("\0{}\0{}", submission.username, submission.password);
+    let token = base64::engine::general_purpose::STANDARD.encode(plain_auth);
+    send(&mut secure, &[b"AUTH PLAIN ", token.as_bytes(), b"\r\n"]).await?;
+    let auth = read_reply(&mut secure).await.context("reading the AUTH reply")?;
+    ensure!(auth.code == 235, "AUTH PLAIN as {}: {auth}", submission.username);
+    transactions(&mut secure, &ehlo, job, out).await
+}
+
+/// Sends EHLO and reads its reply, which must be positive.
+async fn say_ehlo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut Buffered<S>) -> Result<Reply> {
+    send(s, &[b"EHLO client.bench.test\r\n"]).await?;
+    let ehlo = read_reply(s).await.context("reading the EHLO reply")?;
+    ensure!(ehlo.code == 250, "EHLO: {ehlo}");
+    Ok(ehlo)
+}
+
+/// The connection's messages, then QUIT: per message `MAIL`, `RCPT` and
+/// `DATA` in one write (RFC 2920), the text, and the reply to its `.`.
+async fn transactions<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Buffered<S>,
+    ehlo: &Reply,
+    job: &Job<'_>,
+    out: &mut ConnOutcome,
+) -> Result<()> {
+    let Job { conn, count, template, problems } = *job;
+    ensure!(ehlo.has_extension("PIPELINING"), "the server does not advertise PIPELINING: {ehlo}");
+    let envelope = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\n", template.sender(), template.recipient());
     for seq in 0..count {
         let started = Instant::now();
-        send(&mut w, &[envelope.as_bytes()]).await?;
-        let mail = read_reply(&mut r).await.context("reading the MAIL reply")?;
-        let rcpt = read_reply(&mut r).await.context("reading the RCPT reply")?;
-        let data = read_reply(&mut r).await.context("reading the DATA reply")?;
+        out.first_mail.get_or_insert(started);
+        send(s, &[envelope.as_bytes()]).await?;
+        let mail = read_reply(s).await.context("reading the MAIL reply")?;
+        let rcpt = read_reply(s).await.context("reading the RCPT reply")?;
+        let data = read_reply(s).await.context("reading the DATA reply")?;
         let mut refused = [("MAIL", &mail), ("RCPT", &rcpt)].into_iter().find(|(_, reply)| !reply.is_positive());
         if data.code / 100 == 3 {
             let header = template.header(conn, seq);
-            send(&mut w, &[&header, template.wire_body(), b".\r\n"]).await?;
-            let end = read_reply(&mut r).await.context("reading the reply to the final dot")?;
+            send(s, &[&header, template.wire_body(), b".\r\n"]).await?;
+            let end = read_reply(s).await.context("reading the reply to the final dot")?;
             if refused.is_none() && end.code / 100 == 2 {
                 out.accepted += 1;
                 out.latencies.push(started.elapsed());
+                out.last_accept = Some(Instant::now());
             } else {
                 out.errors += 1;
                 let (step, reply) = refused.take().unwrap_or(("end of data", &end));
@@ -179,8 +286,8 @@ async fn session(
             ensure!(data.code != 421, "the server is closing the connection: {data}");
             // The transaction may still be open (DATA refused after a good
             // MAIL): reset it before the next message.
-            send(&mut w, &[b"RSET\r\n"]).await?;
-            let rset = read_reply(&mut r).await.context("reading the RSET reply")?;
+            send(s, &[b"RSET\r\n"]).await?;
+            let rset = read_reply(s).await.context("reading the RSET reply")?;
             ensure!(rset.code == 250, "RSET: {rset}");
         }
         for reply in [&mail, &rcpt] {
@@ -188,8 +295,8 @@ async fn session(
         }
     }
 
-    send(&mut w, &[b"QUIT\r\n"]).await?;
-    let bye = read_reply(&mut r).await.context("reading the QUIT reply")?;
+    send(s, &[b"QUIT\r\n"]).await?;
+    let bye = read_reply(s).await.context("reading the QUIT reply")?;
     if bye.code != 221 {
         problems.note(format!("QUIT {}", bye.code), &format!("QUIT: {bye}"));
     }

@@ -53,7 +53,7 @@ use tokio::time::timeout;
 use crate::mailbox::{self, Marks, Populated, SUBJECT_WORD, TEXT_WORD};
 use crate::message::{RECIPIENT, rfc5322_date};
 use crate::pop3::IdleCost;
-use crate::server::{BenchServer, RssSampler, ServerSetup};
+use crate::server::{BenchServer, RssSampler, ServerSetup, cpu_of};
 use crate::stats::median;
 
 /// How long the client waits for any one read or write.
@@ -742,18 +742,6 @@ async fn idle_sessions(server: &BenchServer, count: usize) -> Result<(IdleCost, 
 /// where that is unavailable.
 fn client_cpu() -> Duration {
     cpu_of("self")
-}
-
-/// CPU time of the threads process `pid` has now (`self`: this one), from
-/// their scheduler statistics.
-fn cpu_of(pid: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
-    let nanos: u64 = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(nanos)
 }
 
 /// The `Threads:` count of `/proc/PID/status`.

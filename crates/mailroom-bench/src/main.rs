@@ -28,6 +28,27 @@
 //!   independent implementation (no pipelining, by default one connection
 //!   per message), for a second opinion on the rate.
 //!
+//! - `outbound` mode (see `outbound.rs`): the other direction, mail a user
+//!   sends to another domain. Postfix's `smtp-sink` listens on loopback as
+//!   that domain's server (`[delivery.routes]`); `--connections` submission
+//!   sessions each do EHLO, STARTTLS (verifying the server's generated
+//!   self-signed certificate), EHLO, AUTH PLAIN as alice, then their share
+//!   of the messages, pipelined as in `smtp` mode. Measured: the
+//!   **submission rate** (accepted messages from the first `MAIL` to the
+//!   last 250, with latency percentiles), and the **end-to-end delivery
+//!   rate**: messages from the first `MAIL` until the server's queue is
+//!   empty again, polled from a second store handle every 20 ms — every
+//!   message then relayed over the queue runner's reused, pipelined
+//!   connections. Also the server's CPU time over that span (from
+//!   `/proc/PID/task/*/schedstat`), its peak RSS, how many messages were
+//!   still queued when submission ended (how far delivery lags), and two
+//!   checks: smtp-sink's own counter must show every message, and alice's
+//!   INBOX must hold no delivery status notification (a bounce or delay
+//!   warning would land there). The targets: 2,000 messages/s end
+//!   to end for 10,000 messages of 10 KiB to one destination (Postfix
+//!   relayed 716/s on such a machine), and 1,000 messages/s of submission
+//!   over 20 connections.
+//!
 //! - `pop3` mode (see `pop3.rs`): a large mailbox of mixed sizes is stored
 //!   directly before the server starts, then read back over POP3: STAT
 //!   latency, RETR throughput of the whole mailbox on one connection
@@ -55,8 +76,10 @@ mod client;
 mod imap;
 mod mailbox;
 mod message;
+mod outbound;
 mod pop3;
 mod server;
+mod sink;
 mod source;
 mod stats;
 
@@ -105,6 +128,9 @@ enum Mode {
     /// rate, SELECT, FETCH and SEARCH times on first access, memory per
     /// session in IDLE.
     Imap(ImapArgs),
+    /// Submit mail for a remote domain (STARTTLS, AUTH) and time its relay
+    /// to Postfix's smtp-sink until the queue is empty.
+    Outbound(OutboundArgs),
 }
 
 /// Options of both modes.
@@ -154,6 +180,25 @@ struct SourceArgs {
     /// instead of smtp-source's default of one connection per message.
     #[arg(long)]
     reuse_connections: bool,
+}
+
+/// Options of the `outbound` mode.
+#[derive(Args, Clone)]
+struct OutboundArgs {
+    /// Concurrent submission connections.
+    #[arg(long, default_value_t = 20)]
+    connections: usize,
+    /// Messages in total per run, split evenly over the connections.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Message size in octets: 10240, 10k, 1m...
+    #[arg(long, default_value = "10k", value_parser = message::parse_size)]
+    size: usize,
+    /// The smtp-sink binary (default: found on PATH or in /usr/sbin).
+    #[arg(long, value_name = "PATH")]
+    smtp_sink: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Options of the `pop3` mode.
@@ -231,16 +276,14 @@ async fn run(cli: Cli) -> Result<()> {
     let (common, source) = match cli.mode {
         Mode::Pop3(args) => return pop3_runs(args).await,
         Mode::Imap(args) => return imap_runs(args).await,
+        Mode::Outbound(args) => return outbound_runs(args).await,
         Mode::Smtp(common) => (common, None),
         Mode::SmtpSource(args) => {
             let binary = source::locate(args.smtp_source.as_deref())?;
             (args.common, Some((binary, args.reuse_connections)))
         }
     };
-    ensure!((1..=MAX_CONNECTIONS).contains(&common.connections), "--connections must be 1..={MAX_CONNECTIONS}");
-    ensure!((1..=MAX_MESSAGES).contains(&common.messages), "--messages must be 1..={MAX_MESSAGES}");
-    ensure!((1..=MAX_RUNS).contains(&common.run.runs), "--runs must be 1..={MAX_RUNS}");
-    ensure!(common.run.timeout > 0, "--timeout must be positive");
+    check_load(common.connections, common.messages, &common.run)?;
     ensure!(common.size > 0, "--size must be positive");
     if source.is_none() {
         // Checks the size against the header block before anything starts.
@@ -261,6 +304,8 @@ async fn run(cli: Cli) -> Result<()> {
         message_size: common.size,
         pop3: false,
         imap: false,
+        submission: false,
+        extra_config: String::new(),
     };
 
     let mut reports = Vec::with_capacity(common.run.runs);
@@ -302,6 +347,15 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Checks the options of the modes that send messages over connections.
+fn check_load(connections: usize, messages: usize, run: &RunArgs) -> Result<()> {
+    ensure!((1..=MAX_CONNECTIONS).contains(&connections), "--connections must be 1..={MAX_CONNECTIONS}");
+    ensure!((1..=MAX_MESSAGES).contains(&messages), "--messages must be 1..={MAX_MESSAGES}");
+    ensure!((1..=MAX_RUNS).contains(&run.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(run.timeout > 0, "--timeout must be positive");
+    Ok(())
+}
+
 /// Every run of the `pop3` mode, then the summary.
 async fn pop3_runs(args: Pop3Args) -> Result<()> {
     ensure!((1..=MAX_POP3_MESSAGES).contains(&args.messages), "--messages must be 1..={MAX_POP3_MESSAGES}");
@@ -329,6 +383,8 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         message_size: mailbox::MAX_MESSAGE,
         pop3: true,
         imap: false,
+        submission: false,
+        extra_config: String::new(),
     };
     let options = pop3::Options {
         idle_sessions: args.idle_sessions,
@@ -384,6 +440,8 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
         message_size: mailbox::MAX_MESSAGE,
         pop3: false,
         imap: true,
+        submission: false,
+        extra_config: String::new(),
     };
     let options = imap::Options {
         window: args.window,
@@ -409,6 +467,61 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every run of the `outbound` mode, then the summary.
+async fn outbound_runs(args: OutboundArgs) -> Result<()> {
+    check_load(args.connections, args.messages, &args.run)?;
+    // Checks the size against the header block before anything starts.
+    MessageTemplate::new(args.size, 1)?;
+    let sink = sink::locate(args.smtp_sink.as_deref())?;
+    let binary = server_binary(
+        args.run.server.as_deref(),
+        format!(
+            "mailroom-bench outbound: {} submission connections, {} messages of {} octets to smtp-sink, {} run(s)",
+            args.connections, args.messages, args.size, args.run.runs
+        ),
+    )?;
+    let setup = ServerSetup {
+        binary,
+        parent_dir: args.run.dir.clone(),
+        connections: args.connections,
+        message_size: args.size,
+        pop3: false,
+        imap: false,
+        submission: true,
+        extra_config: String::new(),
+    };
+    let options = outbound::Options {
+        connections: args.connections,
+        messages: args.messages,
+        size: args.size,
+        sink,
+        limit: Duration::from_secs(args.run.timeout),
+    };
+    let mut reports = Vec::with_capacity(args.run.runs);
+    // As in the other modes, every run's directory is kept until the end.
+    let mut kept = Vec::with_capacity(args.run.runs);
+    let mut failures = Vec::new();
+    for run in 1..=args.run.runs {
+        let (report, server) = outbound::run(&setup, &options, run).await?;
+        kept.push(server);
+        report.print(run, args.run.runs);
+        if let Some(failure) = report.failure() {
+            println!("  FAILED: {failure}");
+            failures.push(format!("run {run}: {failure}"));
+        }
+        reports.push(report);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    outbound::print_summary(&reports);
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
 /// One run with the built-in client.
 async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(RunReport, BenchServer)> {
     let template = Arc::new(MessageTemplate::new(common.size, run)?);
@@ -421,6 +534,7 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
         connections: common.connections,
         messages: common.messages,
         limit: Duration::from_secs(common.run.timeout),
+        submission: None,
     };
     let outcome = client::run(&load, Arc::clone(&template)).await;
     let samples = sampler.finish()?;

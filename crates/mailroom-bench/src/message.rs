@@ -45,30 +45,56 @@ pub struct MessageTemplate {
     date: String,
     /// The run number, part of every Message-ID.
     run: usize,
+    /// The envelope sender and `From:` address.
+    sender: &'static str,
+    /// The envelope recipient and `To:` address.
+    recipient: &'static str,
     /// The body in wire form: CRLF lines, dot-stuffed, without the final
     /// `.CRLF`.
     wire_body: Vec<u8>,
 }
 
 impl MessageTemplate {
-    /// Builds the template for messages of exactly `size` octets in run `run`.
+    /// Builds the template for messages of exactly `size` octets in run
+    /// `run`, from [`SENDER`] to [`RECIPIENT`].
     pub fn new(size: usize, run: usize) -> Result<MessageTemplate> {
+        MessageTemplate::addressed(size, run, SENDER, RECIPIENT)
+    }
+
+    /// Builds the template for messages of exactly `size` octets in run
+    /// `run`, from `sender` to `recipient` (envelope and header fields).
+    pub fn addressed(
+        size: usize,
+        run: usize,
+        sender: &'static str,
+        recipient: &'static str,
+    ) -> Result<MessageTemplate> {
         ensure!(run <= MAX_RUNS, "at most {MAX_RUNS} runs");
         let date = rfc5322_date(SystemTime::now());
-        let header_len = header_block(&date, run, 0, 0).len();
+        let header_len = header_block(&date, run, sender, recipient, 0, 0).len();
         ensure!(
             size >= header_len + 2,
             "--size {size} is too small: the header block alone takes {header_len} octets; use at least {}",
             header_len + 2
         );
         let body = body_text(size - header_len);
-        Ok(MessageTemplate { size, date, run, wire_body: dot_stuff(&body) })
+        Ok(MessageTemplate { size, date, run, sender, recipient, wire_body: dot_stuff(&body) })
     }
 
     /// The header block (ending with the empty line) of message `seq` of
     /// connection `conn`; always the same length within a run.
     pub fn header(&self, conn: usize, seq: usize) -> Vec<u8> {
-        header_block(&self.date, self.run, conn, seq)
+        header_block(&self.date, self.run, self.sender, self.recipient, conn, seq)
+    }
+
+    /// The envelope sender (`MAIL FROM`), also in `From:`.
+    pub fn sender(&self) -> &'static str {
+        self.sender
+    }
+
+    /// The envelope recipient (`RCPT TO`), also in `To:`.
+    pub fn recipient(&self) -> &'static str {
+        self.recipient
     }
 
     /// The dot-stuffed body, ready to be sent after [`Self::header`] and
@@ -85,10 +111,10 @@ impl MessageTemplate {
 
 /// The header block of one message, ending with the empty line. Numbers are
 /// zero-padded so that the length never varies.
-fn header_block(date: &str, run: usize, conn: usize, seq: usize) -> Vec<u8> {
+fn header_block(date: &str, run: usize, sender: &str, recipient: &str, conn: usize, seq: usize) -> Vec<u8> {
     format!(
-        "From: Bench Sender <{SENDER}>\r\n\
-         To: Alice <{RECIPIENT}>\r\n\
+        "From: Bench Sender <{sender}>\r\n\
+         To: Recipient <{recipient}>\r\n\
          Subject: Benchmark message {seq:09} on connection {conn:05}\r\n\
          Date: {date}\r\n\
          Message-ID: <bench.r{run:02}.c{conn:05}.m{seq:09}@example.test>\r\n\

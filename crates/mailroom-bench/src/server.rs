@@ -22,6 +22,8 @@ use crate::message::RECIPIENT;
 
 /// The local domain the benchmark creates.
 pub const DOMAIN: &str = "example.test";
+/// alice's password.
+pub const PASSWORD: &str = "bench-password";
 /// How long an admin command (`domain add`, `user add`) may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server may take to print its listening line.
@@ -30,6 +32,10 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// How long after SIGTERM the server may take to exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(SHUTDOWN_GRACE_SECS + 20);
+/// The server's self-signed certificate under its data directory
+/// (`mailroom_services::tls::SELF_SIGNED_DIR` and `SELF_SIGNED_CERT`),
+/// generated on its first start for its hostname and `localhost`.
+const SELF_SIGNED_CERT: &str = "tls/self-signed-cert.pem";
 /// The interval of RSS samples.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -93,6 +99,12 @@ pub struct ServerSetup {
     pub pop3: bool,
     /// Whether to listen for IMAP too (and wait for its listening line).
     pub imap: bool,
+    /// Whether to listen for submission too (and wait for its listening
+    /// line).
+    pub submission: bool,
+    /// TOML appended to the generated configuration (tables of its own,
+    /// such as `[submission]` or `[delivery.routes]`).
+    pub extra_config: String,
 }
 
 /// A configured data directory with the domain and alice added, whose
@@ -104,6 +116,7 @@ pub struct Prepared {
     data_dir: PathBuf,
     pop3: bool,
     imap: bool,
+    submission: bool,
     dir: TempDir,
 }
 
@@ -126,6 +139,7 @@ pub struct BenchServer {
     addr: SocketAddr,
     pop3_addr: Option<SocketAddr>,
     imap_addr: Option<SocketAddr>,
+    submission_addr: Option<SocketAddr>,
     /// What [`BenchServer::restart`] needs to start the same server again.
     binary: PathBuf,
     config: PathBuf,
@@ -174,10 +188,12 @@ impl BenchServer {
              max_connections_per_ip = {per_ip}\n\
              max_message_size = {max_size}\n\
              [log]\n\
-             filter = \"warn\"\n",
+             filter = \"warn\"\n\
+             {}",
             toml_string(&data_dir.to_string_lossy()),
             listeners(setup),
             per_ip.max(1000),
+            setup.extra_config,
         );
         std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
 
@@ -187,16 +203,24 @@ impl BenchServer {
             &config,
             dir.path(),
             &["user", "add", RECIPIENT, "--password-stdin"],
-            Some("bench-password\n"),
+            Some(&format!("{PASSWORD}\n")),
         )?;
 
-        Ok(Prepared { binary: setup.binary.clone(), config, data_dir, pop3: setup.pop3, imap: setup.imap, dir })
+        Ok(Prepared {
+            binary: setup.binary.clone(),
+            config,
+            data_dir,
+            pop3: setup.pop3,
+            imap: setup.imap,
+            submission: setup.submission,
+            dir,
+        })
     }
 
     /// Starts `serve` on a prepared directory and waits for its listening
     /// lines.
     pub fn launch(prepared: Prepared) -> Result<BenchServer> {
-        let Prepared { binary, config, data_dir, pop3, imap, dir } = prepared;
+        let Prepared { binary, config, data_dir, pop3, imap, submission, dir } = prepared;
         let stderr_log = dir.path().join("server.stderr");
         let (child, rx) = spawn_serve(&binary, &config, &stderr_log)?;
         let mut wanted = vec!["smtp"];
@@ -206,11 +230,15 @@ impl BenchServer {
         if imap {
             wanted.push("imap");
         }
+        if submission {
+            wanted.push("submission");
+        }
         let mut server = BenchServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pop3_addr: None,
             imap_addr: None,
+            submission_addr: None,
             binary,
             config,
             wanted,
@@ -264,6 +292,7 @@ impl BenchServer {
             match proto {
                 "pop3" => self.pop3_addr = Some(addr),
                 "imap" => self.imap_addr = Some(addr),
+                "submission" => self.submission_addr = Some(addr),
                 _ => self.addr = addr,
             }
             missing.retain(|m| *m != proto);
@@ -274,6 +303,17 @@ impl BenchServer {
     /// The IMAP listener's address, when IMAP was configured.
     pub fn imap_addr(&self) -> Option<SocketAddr> {
         self.imap_addr
+    }
+
+    /// The submission listener's address, when submission was configured.
+    pub fn submission_addr(&self) -> Option<SocketAddr> {
+        self.submission_addr
+    }
+
+    /// The self-signed certificate the server generated on its first start
+    /// (it presents it for STARTTLS, having no `[tls]` configured).
+    pub fn self_signed_cert(&self) -> PathBuf {
+        self.data_dir.join(SELF_SIGNED_CERT)
     }
 
     /// The POP3 listener's address, when POP3 was configured.
@@ -378,6 +418,9 @@ fn listeners(setup: &ServerSetup) -> String {
     if setup.imap {
         lines.push_str("imap = \"127.0.0.1:0\"\n");
     }
+    if setup.submission {
+        lines.push_str("submission = \"127.0.0.1:0\"\n");
+    }
     lines
 }
 
@@ -410,7 +453,7 @@ fn spawn_serve(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let line = line.trim();
-            for proto in ["smtp", "pop3", "imap"] {
+            for proto in ["smtp", "pop3", "imap", "submission"] {
                 if let Some(addr) = line.strip_prefix(proto).and_then(|l| l.strip_prefix(" listening on ")) {
                     let _ = tx.send((proto, addr.to_string()));
                 }
@@ -474,6 +517,20 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         rest.trim().strip_suffix("kB")?.trim().parse().ok()
     })
+}
+
+/// CPU time of the threads process `pid` has now (`self`: this one), from
+/// the first field of each `/proc/PID/task/TID/schedstat` (nanoseconds on
+/// a CPU); zero where that is unavailable. Threads that have exited are not
+/// counted.
+pub fn cpu_of(pid: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// The peak of the samples an [`RssSampler`] took.

@@ -17,21 +17,27 @@ const SOURCE_SENDER: &str = "a@example.test";
 
 /// Finds `smtp-source`: `explicit`, else on PATH, else in `/usr/sbin`.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    locate_postfix_tool("smtp-source", explicit)
+}
+
+/// Finds Postfix's test tool `name` (`smtp-source`, `smtp-sink`):
+/// `explicit` (given as `--NAME`), else on PATH, else in `/usr/sbin`.
+pub fn locate_postfix_tool(name: &str, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
-        ensure!(path.is_file(), "--smtp-source {}: no such file", path.display());
+        ensure!(path.is_file(), "--{name} {}: no such file", path.display());
         return Ok(path.to_path_buf());
     }
     let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("smtp-source")).collect::<Vec<_>>())
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
         .unwrap_or_default();
-    let fixed = ["/usr/sbin/smtp-source", "/usr/bin/smtp-source"].map(PathBuf::from);
+    let fixed = [Path::new("/usr/sbin").join(name), Path::new("/usr/bin").join(name)];
     if let Some(found) = on_path.into_iter().chain(fixed).find(|p| p.is_file()) {
         return Ok(found);
     }
     bail!(
-        "smtp-source not found (on PATH, /usr/sbin or /usr/bin). It ships with Postfix; on Debian or Ubuntu:\n    \
+        "{name} not found (on PATH, /usr/sbin or /usr/bin). It ships with Postfix; on Debian or Ubuntu:\n    \
          sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postfix\n\
-         The postfix service itself need not run (stop it with `postfix stop`); or pass --smtp-source PATH."
+         The postfix service itself need not run (stop it with `postfix stop`); or pass --{name} PATH."
     )
 }
 
