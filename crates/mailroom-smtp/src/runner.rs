@@ -45,6 +45,10 @@ const LEASE: Duration = Duration::from_secs(30 * 60);
 const MAX_IN_FLIGHT: usize = 1024;
 /// Recipients claimed at once.
 const CLAIM_BATCH: usize = 256;
+/// How long a worker keeps its connection open waiting for more mail to
+/// its destination (Postfix's connection cache keeps one 2 s by default):
+/// mail arriving a little at a time still shares connections.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// What one attempt did for one recipient.
 #[derive(Debug, Clone)]
@@ -80,10 +84,28 @@ struct Delivery {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
+/// One destination (a recipient domain): what waits for it and the
+/// workers delivering it.
+#[derive(Default)]
+struct Destination {
+    state: Mutex<DestState>,
+    /// Wakes a lingering worker when a delivery is queued.
+    ready: Notify,
+}
+
 #[derive(Default)]
 struct DestState {
     pending: VecDeque<Delivery>,
+    /// Workers alive, connected or connecting.
     workers: usize,
+    /// Workers lingering with a connection, waiting for more.
+    idle: usize,
+}
+
+impl Destination {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DestState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Everything the runner's tasks share.
@@ -104,7 +126,7 @@ pub(crate) struct Inner {
     connections: Arc<Semaphore>,
     slots: Arc<Semaphore>,
     in_flight: Mutex<HashSet<RecipientId>>,
-    destinations: Mutex<HashMap<String, Arc<Mutex<DestState>>>>,
+    destinations: Mutex<HashMap<String, Arc<Destination>>>,
 }
 
 /// The outbound queue's delivery loop.
@@ -254,21 +276,24 @@ impl Inner {
                 let mut map = this.destinations.lock().unwrap_or_else(|e| e.into_inner());
                 if map.len() > 1000 {
                     map.retain(|_, d| {
-                        let d = d.lock().unwrap_or_else(|e| e.into_inner());
+                        let d = d.lock();
                         d.workers > 0 || !d.pending.is_empty()
                     });
                 }
                 Arc::clone(map.entry(domain.clone()).or_default())
             };
             let spawn = {
-                let mut state = dest.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = dest.lock();
                 state.pending.push_back(delivery);
-                let spawn = state.workers < this.per_destination && state.workers < state.pending.len();
+                // A lingering worker takes it; more are started while the
+                // backlog outgrows the idle ones, up to the limit.
+                let spawn = state.workers < this.per_destination && state.idle < state.pending.len();
                 if spawn {
                     state.workers += 1;
                 }
                 spawn
             };
+            dest.ready.notify_one();
             if spawn {
                 let this = Arc::clone(this);
                 tokio::spawn(async move { this.worker(domain, dest).await });
@@ -276,31 +301,46 @@ impl Inner {
         }
     }
 
-    /// Takes the next delivery, or retires the worker (under the same lock
-    /// as `dispatch` pushes, so no delivery is ever left without one).
-    fn next(dest: &Mutex<DestState>) -> Option<Delivery> {
-        let mut state = dest.lock().unwrap_or_else(|e| e.into_inner());
-        let next = state.pending.pop_front();
-        if next.is_none() {
-            state.workers -= 1;
+    /// The next delivery: at once, or within [`LINGER`] while `connected`;
+    /// `None` retires the worker (decided under the lock `dispatch` pushes
+    /// under, so no delivery is ever left without a worker).
+    async fn next(dest: &Destination, connected: bool) -> Option<Delivery> {
+        loop {
+            {
+                let mut state = dest.lock();
+                if let Some(d) = state.pending.pop_front() {
+                    return Some(d);
+                }
+                if !connected {
+                    state.workers -= 1;
+                    return None;
+                }
+                state.idle += 1;
+            }
+            let woken = tokio::time::timeout(LINGER, dest.ready.notified()).await.is_ok();
+            let mut state = dest.lock();
+            state.idle -= 1;
+            if !woken && state.pending.is_empty() {
+                state.workers -= 1;
+                return None;
+            }
         }
-        next
     }
 
     /// Retires a worker that could not connect. While others are still
     /// connected they carry on with what waits; the last one takes it all,
     /// to fail it with its error (the destination is down).
-    fn retire(dest: &Mutex<DestState>) -> VecDeque<Delivery> {
-        let mut state = dest.lock().unwrap_or_else(|e| e.into_inner());
+    fn retire(dest: &Destination) -> VecDeque<Delivery> {
+        let mut state = dest.lock();
         state.workers -= 1;
         if state.workers == 0 { std::mem::take(&mut state.pending) } else { VecDeque::new() }
     }
 
     /// One connection's life: deliver message after message to `domain`.
-    async fn worker(self: Arc<Self>, domain: String, dest: Arc<Mutex<DestState>>) {
+    async fn worker(self: Arc<Self>, domain: String, dest: Arc<Destination>) {
         let Ok(_permit) = Arc::clone(&self.connections).acquire_owned().await else { return };
         let mut conn: Option<(Connection, Target)> = None;
-        while let Some(delivery) = Self::next(&dest) {
+        while let Some(delivery) = Self::next(&dest, conn.as_ref().is_some_and(|(c, _)| c.is_usable())).await {
             if conn.as_ref().is_none_or(|(c, _)| !c.is_usable()) {
                 match self.connect(&domain).await {
                     Ok(c) => conn = Some(c),
