@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use mailroom_store::{AccountRecord, MailStore, StoreError};
 use mailroom_types::{Address, Clock, Secret};
 
-use crate::accounts::{hash_password, verify_password};
+use crate::accounts::{Verifier, hash_password};
 
 /// Failures older than this are forgotten.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -76,10 +76,12 @@ impl Checkers {
         for i in 0..threads {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new().name(format!("mailroom-password-{i}")).spawn(move || {
+                // One work area per thread for its whole life.
+                let mut verifier = Verifier::new();
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(check) = next else { return };
-                    let _ = check.reply.send(verify_password(&check.hash, &check.password));
+                    let _ = check.reply.send(verifier.verify(&check.hash, &check.password));
                 }
             })?;
         }
