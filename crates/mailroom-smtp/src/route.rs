@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use mailroom_services::config::HostPort;
 use mailroom_services::dns::{DnsError, Resolver};
 
 /// One server to try.
@@ -32,8 +33,8 @@ pub(crate) struct NoRoute {
 /// Finds the servers for a recipient domain.
 pub(crate) struct Router {
     resolver: Resolver,
-    routes: BTreeMap<String, Vec<SocketAddr>>,
-    smarthost: Option<SocketAddr>,
+    routes: BTreeMap<String, Vec<HostPort>>,
+    smarthost: Option<HostPort>,
     port: u16,
 }
 
@@ -43,8 +44,8 @@ impl Router {
     /// `port`.
     pub(crate) fn new(
         resolver: Resolver,
-        routes: &BTreeMap<String, Vec<SocketAddr>>,
-        smarthost: Option<SocketAddr>,
+        routes: &BTreeMap<String, Vec<HostPort>>,
+        smarthost: Option<HostPort>,
         port: u16,
     ) -> Router {
         let routes = routes.iter().map(|(d, a)| (d.trim_end_matches('.').to_ascii_lowercase(), a.clone())).collect();
@@ -54,11 +55,11 @@ impl Router {
     /// The servers to try for `domain`, best first.
     pub(crate) async fn targets(&self, domain: &str) -> Result<Vec<Target>, NoRoute> {
         let key = domain.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(addrs) = self.routes.get(&key) {
-            return Ok(addrs.iter().map(|a| Target { name: a.ip().to_string(), addr: *a, smarthost: false }).collect());
+        if let Some(servers) = self.routes.get(&key) {
+            return self.fixed(servers, false).await;
         }
-        if let Some(addr) = self.smarthost {
-            return Ok(vec![Target { name: addr.ip().to_string(), addr, smarthost: true }]);
+        if let Some(server) = &self.smarthost {
+            return self.fixed(std::slice::from_ref(server), true).await;
         }
         let hosts = self.resolver.mail_hosts(&key).await.map_err(|e| no_route(&key, &e))?;
         let mut targets = Vec::new();
@@ -79,6 +80,36 @@ impl Router {
             (true, None) => {
                 Err(NoRoute { permanent: false, status: (4, 4, 4), text: format!("no usable mail server for {key}") })
             }
+        }
+    }
+}
+
+impl Router {
+    /// The targets of configured servers, names resolved now, in order.
+    async fn fixed(&self, servers: &[HostPort], smarthost: bool) -> Result<Vec<Target>, NoRoute> {
+        let mut targets = Vec::new();
+        let mut last_error = None;
+        for server in servers {
+            if let Some(addr) = server.socket_addr() {
+                targets.push(Target { name: server.host.clone(), addr, smarthost });
+                continue;
+            }
+            match self.resolver.addresses(&server.host).await {
+                Ok(ips) => targets.extend(ips.into_iter().map(|ip| Target {
+                    name: server.host.clone(),
+                    addr: SocketAddr::new(ip, server.port),
+                    smarthost,
+                })),
+                Err(e) => last_error = Some((server, e)),
+            }
+        }
+        match (targets.is_empty(), last_error) {
+            (true, Some((server, e))) => {
+                // A configured server that does not resolve is a local
+                // problem to fix, not the recipient's: retry.
+                Err(NoRoute { permanent: false, status: (4, 4, 3), text: format!("lookup of {}: {e}", server.host) })
+            }
+            _ => Ok(targets),
         }
     }
 }

@@ -177,7 +177,7 @@ impl QueueRunner {
             poll_interval: q.poll_interval.0,
             direct: client(d.tls, None),
             smarthost: client(smarthost.map_or(TlsMode::Required, |s| s.tls), credentials),
-            router: Router::new(resolver, &d.routes, smarthost.map(|s| s.address), d.port),
+            router: Router::new(resolver, &d.routes, smarthost.map(|s| s.address.clone()), d.port),
             wake,
             connections: Arc::new(Semaphore::new(q.max_connections)),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use outbound::{DeliveryConfig, QueueConfig, SmarthostConfig, SubmissionConfig, TlsMode};
+pub use outbound::{DeliveryConfig, HostPort, QueueConfig, SmarthostConfig, SubmissionConfig, TlsMode};
 pub use units::{ByteSize, HumanDuration};
 
 /// Why the configuration could not be loaded.

@@ -78,8 +78,9 @@ pub struct DeliveryConfig {
     /// "disabled".
     pub tls: TlsMode,
     /// Fixed destinations per recipient domain instead of an MX lookup,
-    /// for private networks and tests: `"example.net" = ["10.0.0.5:25"]`.
-    pub routes: BTreeMap<String, Vec<SocketAddr>>,
+    /// for private networks and tests: `"example.net" = ["10.0.0.5:25",
+    /// "relay.example.net:2525"]`.
+    pub routes: BTreeMap<String, Vec<HostPort>>,
     /// Send everything not routed above through one relay host.
     pub smarthost: Option<SmarthostConfig>,
     /// How long to wait for a connection to open.
@@ -119,8 +120,8 @@ pub enum TlsMode {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmarthostConfig {
-    /// Its address.
-    pub address: SocketAddr,
+    /// Its address or host name, with the port.
+    pub address: HostPort,
     /// The login, if it wants one (sent only under TLS, or to loopback).
     #[serde(default)]
     pub username: Option<String>,
@@ -130,6 +131,58 @@ pub struct SmarthostConfig {
     /// STARTTLS toward it; "required" by default, as a login follows.
     #[serde(default = "required")]
     pub tls: TlsMode,
+}
+
+/// A server named by address or host name, with its port: `10.0.0.5:25`,
+/// `[2001:db8::5]:25`, `relay.example.net:587`. A name is resolved when
+/// mail is sent, through the same resolver as MX lookups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// An IP address or a host name.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `ip:port`, `[ipv6]:port` or `name:port`.
+    pub fn parse(s: &str) -> Result<HostPort, String> {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(HostPort { host: addr.ip().to_string(), port: addr.port() });
+        }
+        let bad = || format!("{s:?} is not host:port (e.g. \"10.0.0.5:25\" or \"relay.example.net:587\")");
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        mailroom_types::Domain::parse(host).map_err(|_| bad())?;
+        Ok(HostPort { host: host.to_ascii_lowercase(), port })
+    }
+
+    /// The socket address, when the host is an IP address.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.host.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.socket_addr() {
+            Some(addr) => write!(f, "{addr}"),
+            None => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl From<SocketAddr> for HostPort {
+    fn from(addr: SocketAddr) -> HostPort {
+        HostPort { host: addr.ip().to_string(), port: addr.port() }
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostPort::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 fn required() -> TlsMode {
@@ -170,5 +223,22 @@ pub(super) fn validate(
         && s.username.is_some() != s.password.is_some()
     {
         problems.push("delivery.smarthost: username and password must be given together".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(HostPort::parse("10.0.0.5:25").unwrap().socket_addr(), Some("10.0.0.5:25".parse().unwrap()));
+        assert_eq!(HostPort::parse("[::1]:2525").unwrap().to_string(), "[::1]:2525");
+        let named = HostPort::parse("Relay.Example.NET:587").unwrap();
+        assert_eq!((named.host.as_str(), named.port, named.socket_addr()), ("relay.example.net", 587, None));
+        assert_eq!(named.to_string(), "relay.example.net:587");
+        for bad in ["relay.example.net", "relay:0", "relay:x", "bad host:25", ":25"] {
+            assert!(HostPort::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -56,15 +56,18 @@ async fn queue_one(world: &World) -> QueueId {
     id
 }
 
-/// Starts a runner over `world`'s store routing other.test to `route`.
+/// Starts a runner over `world`'s store routing other.test to `route`,
+/// with a resolver that asks `127.0.0.1:9` (nothing) unless `adjust`
+/// names a DNS server.
 fn runner(world: &World, route: SocketAddr, adjust: impl FnOnce(&mut Config)) -> (Arc<Notify>, Shutdown) {
     let mut config = Config { hostname: "mx.example.test".into(), ..Config::default() };
-    config.delivery.routes.insert("other.test".into(), vec![route]);
+    config.delivery.routes.insert("other.test".into(), vec![route.into()]);
     config.queue.retry_schedule = vec![HumanDuration(Duration::from_secs(60)), HumanDuration(Duration::from_secs(300))];
     config.queue.poll_interval = HumanDuration(Duration::from_millis(100));
     config.delivery.connect_timeout = HumanDuration(Duration::from_secs(2));
+    config.delivery.dns_server = Some("127.0.0.1:9".parse().unwrap());
     adjust(&mut config);
-    let resolver = Resolver::new(Some("127.0.0.1:9".parse().unwrap()), Duration::from_secs(1)).unwrap();
+    let resolver = Resolver::new(config.delivery.dns_server, Duration::from_secs(1)).unwrap();
     let wake = Arc::new(Notify::new());
     let runner = QueueRunner::new(
         world.store.clone(),
@@ -206,7 +209,7 @@ async fn a_smarthost_takes_everything_after_starttls_and_auth() {
     let (_, _) = runner(&world, closed_port().await, |c| {
         c.delivery.routes.clear();
         c.delivery.smarthost = Some(mailroom_services::config::SmarthostConfig {
-            address: relay_addr,
+            address: relay_addr.into(),
             username: Some("alice@example.test".into()),
             password: Some("secret".into()),
             tls: mailroom_services::config::TlsMode::Required,
@@ -221,6 +224,39 @@ async fn a_smarthost_takes_everything_after_starttls_and_auth() {
     let text = String::from_utf8_lossy(&raw);
     assert!(text.contains("with ESMTPSA"), "over TLS, authenticated: {text}");
     relay.trigger.trigger();
+    world.trigger.trigger();
+    tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
+}
+
+/// A route may name its server by host name; the name is resolved through
+/// the same resolver as MX lookups (here a dnsmasq on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_by_host_name_is_resolved() {
+    use mailroom_testkit::dnsmasq::{Dnsmasq, Record};
+    let Some(dns) = Dnsmasq::start(&[Record::a("relay.test", "127.0.0.1".parse().unwrap())]).unwrap() else {
+        assert!(std::env::var_os("CI").is_none(), "dnsmasq is not installed, but CI is set");
+        eprintln!("SKIPPED: dnsmasq not installed");
+        return;
+    };
+    let world = World::new().await;
+    let mut remote = World::new().await;
+    remote.store.add_domain(&Domain::parse("other.test").unwrap()).await.unwrap();
+    remote.store.add_account(&Address::parse("carol@other.test").unwrap(), "$argon2id$x").await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ctx = remote.context(&SessionOptions::default());
+    let grace = Duration::from_secs(1);
+    let server =
+        tokio::spawn(mailroom_smtp::serve(listener, ctx, ListenerTls::Plain(None), remote.shutdown.clone(), grace));
+    queue_one(&world).await;
+    let by_name = mailroom_services::config::HostPort::parse(&format!("relay.test:{port}")).unwrap();
+    let (_, _) = runner(&world, closed_port().await, |c| {
+        c.delivery.routes.insert("other.test".into(), vec![by_name]);
+        c.delivery.dns_server = Some(dns.addr());
+    });
+    wait_queue(&world, "emptied", <[QueueEntry]>::is_empty).await;
+    assert_eq!(remote.inbox("carol@other.test").await.len(), 1);
+    remote.trigger.trigger();
     world.trigger.trigger();
     tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
 }

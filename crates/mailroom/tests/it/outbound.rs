@@ -194,7 +194,7 @@ fn retries_survive_a_restart() {
     // A port nothing listens on yet: bound, then released.
     let down = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let mut a = InProcess::start_domain("example.test", &[ALICE], |c: &mut Config| {
-        c.delivery.routes.insert("other.test".into(), vec![down]);
+        c.delivery.routes.insert("other.test".into(), vec![down.into()]);
         c.queue.poll_interval = mailroom_services::config::HumanDuration(Duration::from_millis(200));
     });
     let out = swaks(a.submission_addr(), ALICE, ALICE, BOB, "patience", &[]);
