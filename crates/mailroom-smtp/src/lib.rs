@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod listener;
+mod content;
 mod notice;
 mod route;
 mod runner;
