@@ -22,8 +22,8 @@
 //! a submission listener may send mail to other domains.
 
 pub mod client;
-pub mod listener;
 mod content;
+pub mod listener;
 mod notice;
 mod route;
 mod runner;
