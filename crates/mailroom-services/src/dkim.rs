@@ -345,6 +345,7 @@ pub fn generate(data_dir: &Path, domain: &Domain, selector: &str, algorithm: Alg
         return Err(DkimError::BadSelector(selector.to_owned()));
     }
     let dir = data_dir.join(DIR).join(domain.as_str());
+    fs::create_dir_all(data_dir).map_err(|source| DkimError::Io { path: data_dir.to_owned(), source })?;
     create_private_dir(&data_dir.join(DIR))?;
     create_private_dir(&dir)?;
     for a in [Algorithm::Rsa, Algorithm::Ed25519] {
