@@ -16,10 +16,12 @@
 //! [`generate`] writes a key; [`DkimKeys::load`] reads them all when the
 //! server starts; [`DkimKeys::sign`] makes the `DKIM-Signature:` fields.
 //!
-//! Signatures are relaxed/relaxed over the header fields RFC 6376 §5.4.1
-//! recommends; `From`, `To`, `Subject` and `Date` are oversigned (named
-//! once more than they occur), so adding one of them afterwards breaks the
-//! signature. The timestamp `t=` comes from the caller's clock: the
+//! Signatures are relaxed/relaxed over those of the header fields RFC 6376
+//! §5.4.1 recommends that the message has; `From`, `To`, `Subject` and
+//! `Date` are oversigned (named once more than they occur), so adding one
+//! of them afterwards breaks the signature. Other absent fields are not
+//! named, so a mailing list that only adds its `List-*` fields keeps the
+//! signature intact. The timestamp `t=` comes from the caller's clock: the
 //! signing steps are mail-auth's, but not its `DkimSigner::sign`, which
 //! reads the wall clock itself.
 
@@ -41,8 +43,8 @@ use rustls::pki_types::pem::PemObject;
 /// The directory under `data_dir` that holds the keys.
 pub const DIR: &str = "dkim";
 
-/// The header fields signed (RFC 6376 §5.4.1's list). Each present field
-/// is signed as often as it occurs; each absent one is signed as absent.
+/// The header fields signed when present (RFC 6376 §5.4.1's list), as
+/// often as they occur.
 const SIGNED: &[&str] = &[
     "From",
     "Reply-To",
@@ -423,7 +425,7 @@ fn sign_with<K: SigningKey>(
         a: key.algorithm(),
         d: domain.to_owned(),
         s: selector.to_owned(),
-        h: SIGNED.iter().chain(OVERSIGNED).map(|h| (*h).to_owned()).collect(),
+        h: signed_names(message),
         ch: Canonicalization::Relaxed,
         cb: Canonicalization::Relaxed,
         ..Signature::default()
@@ -476,6 +478,24 @@ impl<'x> HeaderStream<'x> for Fields<'x> {
     fn body(&mut self) -> &'x [u8] {
         &self.message[self.body..]
     }
+}
+
+/// The names for mail-auth's signer: each of [`SIGNED`] the message has,
+/// then [`OVERSIGNED`]. mail-auth signs every instance of a listed name
+/// and names a listed one it does not find once more in `h=`, signed as
+/// absent: hence the oversigning, and why absent fields are left out.
+fn signed_names(message: &[u8]) -> Vec<String> {
+    let mut fields = Fields { message, pos: 0, body: message.len() };
+    let mut present = Vec::new();
+    while let Some((name, _)) = fields.next_header() {
+        present.push(name.trim_ascii_end().to_ascii_lowercase());
+    }
+    SIGNED
+        .iter()
+        .filter(|h| present.iter().any(|p| p.eq_ignore_ascii_case(h.as_bytes())))
+        .chain(OVERSIGNED)
+        .map(|h| (*h).to_owned())
+        .collect()
 }
 
 /// What the signature covers: the signed header fields, then the
