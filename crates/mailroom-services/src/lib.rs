@@ -5,6 +5,7 @@
 //!   domains, accounts and aliases, with their validation.
 //! - [`auth`]: password logins with throttling that reveals no user names.
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
+//! - [`dkim`]: DKIM keys (`data_dir/dkim`) and the signatures of outbound mail.
 //! - [`dns`]: the process's one resolver (MX, addresses, TXT), cached.
 //! - [`dsn`]: delivery status notifications (RFC 3464).
 //! - [`message`]: small helpers over mail-parser (the header cache).
@@ -22,6 +23,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod message;

@@ -22,6 +22,7 @@
 //! a submission listener may send mail to other domains.
 
 pub mod client;
+mod content;
 pub mod listener;
 mod notice;
 mod route;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_services::auth::Authenticator;
+use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::ConnectionLimiter;
 use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_store::AnyStore;
@@ -83,4 +85,6 @@ pub struct SubmissionPolicy {
     pub rate: RateLimiter,
     /// Commits accepted mail and wakes the queue runner.
     pub outbound: Outbound<AnyStore>,
+    /// Signs each submitted message from a domain with DKIM keys.
+    pub dkim: Arc<DkimKeys>,
 }

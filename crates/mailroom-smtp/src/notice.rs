@@ -79,6 +79,9 @@ pub(crate) async fn for_outcome(
         original: header,
         message_id,
     });
+    // Signed like any mail from a domain with keys: the notice is final.
+    let signature = inner.dkim.sign(&bytes, now);
+    let bytes = if signature.is_empty() { bytes } else { [signature, bytes].concat() };
     let size = bytes.len() as u64;
     let head = mailroom_store::header_section(&bytes).unwrap_or(&bytes[..]).to_vec();
     let content = match NewContent::inline(inner.ids.blob_id(now), bytes) {

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mailroom_services::config::{Config, TlsMode};
+use mailroom_services::dkim::DkimKeys;
 use mailroom_services::dns::Resolver;
 use mailroom_services::net::Shutdown;
 use mailroom_store::{AnyStore, AttemptReport, MailStore, QueueEntry, QueuedRecipient, RecipientId, RecipientUpdate};
@@ -117,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) retry_schedule: Vec<Duration>,
     pub(crate) max_age: Duration,
     pub(crate) delay_warning: Option<Duration>,
+    /// Signs the notices (their From: is MAILER-DAEMON@hostname).
+    pub(crate) dkim: Arc<DkimKeys>,
     per_destination: usize,
     poll_interval: Duration,
     direct: ClientConfig,
@@ -137,7 +140,8 @@ pub struct QueueRunner {
 
 impl QueueRunner {
     /// A runner for the store's queue, configured by `config`'s `[queue]`
-    /// and `[delivery]`, woken by `wake` when mail is queued.
+    /// and `[delivery]`, woken by `wake` when mail is queued; `dkim` signs
+    /// the notices it sends.
     pub fn new(
         store: AnyStore,
         config: &Config,
@@ -145,6 +149,7 @@ impl QueueRunner {
         ids: Arc<IdGenerator>,
         resolver: Resolver,
         wake: Arc<Notify>,
+        dkim: Arc<DkimKeys>,
     ) -> QueueRunner {
         let d = &config.delivery;
         let q = &config.queue;
@@ -173,6 +178,7 @@ impl QueueRunner {
             retry_schedule: q.retry_schedule.iter().map(|d| d.0).collect(),
             max_age: q.max_age.0,
             delay_warning: Some(q.delay_warning.0).filter(|d| !d.is_zero()),
+            dkim,
             per_destination: q.max_connections_per_destination,
             poll_interval: q.poll_interval.0,
             direct: client(d.tls, None),

@@ -329,7 +329,7 @@ async fn finish_message(
             local: txn.recipients.as_slice(),
             remote: &txn.remote,
         };
-        let outcome = submit::commit(policy, account, accepted).await;
+        let outcome = submit::commit(ctx, policy, account, accepted).await;
         if !outcome.is_positive()
             && let NewContent::File(blob, _) = &stored.content
         {

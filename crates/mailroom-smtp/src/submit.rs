@@ -9,10 +9,11 @@ use mailroom_services::delivery::StoredMessage;
 use mailroom_services::message::header_cache;
 use mailroom_services::submission::{from_addresses, missing_fields, owns};
 use mailroom_smtp_proto::{EnhancedCode, Reply, ReversePath};
-use mailroom_store::{AccountRecord, NewMessage, NewQueueEntry, Submission};
+use mailroom_store::{AccountRecord, MailStore, NewContent, NewMessage, NewQueueEntry, Submission};
 use mailroom_types::{AccountId, Address, Flags, QueueId, Secret};
 use tracing::{info, warn};
 
+use crate::content;
 use crate::sink::Completer;
 use crate::{SmtpContext, SubmissionPolicy};
 
@@ -116,16 +117,29 @@ pub(crate) struct Accepted<'a> {
     pub(crate) remote: &'a [Address],
 }
 
-/// Commits the local copies and the queue entry; the reply to the end of
-/// data.
-pub(crate) async fn commit(policy: &SubmissionPolicy, account: &AccountRecord, m: Accepted<'_>) -> Reply {
+/// Signs the message (DKIM, when its From: domain has keys), then commits
+/// the local copies and the queue entry; the reply to the end of data.
+pub(crate) async fn commit(
+    ctx: &SmtpContext,
+    policy: &SubmissionPolicy,
+    account: &AccountRecord,
+    m: Accepted<'_>,
+) -> Reply {
+    let signed = match sign(ctx, policy, m.stored).await {
+        Ok(signed) => signed,
+        Err(e) => {
+            warn!(error = %e, queue_id = %m.id, "cannot DKIM-sign submitted message");
+            return reply(451, (4, 3, 0), "Error: internal error, try again later");
+        }
+    };
+    let stored = signed.as_ref().unwrap_or(m.stored);
     let message = NewMessage {
-        content: m.stored.content.clone(),
-        size: m.stored.size,
-        internal_date: m.stored.received_at,
+        content: stored.content.clone(),
+        size: stored.size,
+        internal_date: stored.received_at,
         flags: Flags::empty(),
         keywords: Vec::new(),
-        headers: header_cache(&m.stored.head),
+        headers: header_cache(&stored.head),
     };
     let queue = (!m.remote.is_empty()).then(|| NewQueueEntry {
         id: m.id.clone(),
@@ -134,26 +148,89 @@ pub(crate) async fn commit(policy: &SubmissionPolicy, account: &AccountRecord, m
             ReversePath::Null => None,
         },
         recipients: m.remote.to_vec(),
-        created: m.stored.received_at,
-        first_attempt: m.stored.received_at,
+        created: stored.received_at,
+        first_attempt: stored.received_at,
     });
     let submission = Submission { message, local: m.local.to_vec(), queue };
     match policy.outbound.submit(&submission).await {
         Ok(copies) => {
             policy.rate.record(account.id);
             info!(
-                queue_id = %m.id, user = %account.address, size = m.stored.size,
+                queue_id = %m.id, user = %account.address, size = stored.size, signed = signed.is_some(),
                 local = copies.len(), remote = m.remote.len(), "message submitted"
             );
             reply(250, (2, 0, 0), format!("Ok: queued as {}", m.id))
         }
         Err(e) => {
             warn!(error = %e, queue_id = %m.id, "cannot store submitted message");
+            // The caller removes the original's file; a signed copy's is ours.
+            if let Some(NewContent::File(blob, _)) = signed.as_ref().map(|s| &s.content) {
+                let _ = ctx.store.blobs().delete(blob);
+            }
             if e.is_temporary() {
                 reply(451, (4, 3, 0), "Error: internal error, try again later")
             } else {
                 reply(554, (5, 3, 0), "Error: submission failed")
             }
         }
+    }
+}
+
+/// The message with its `DKIM-Signature:` fields, or `None` when no key
+/// signs it. The fields go right after the trace fields this server put on
+/// top (`Return-Path:`, `Received:`), where a signer's fields belong
+/// (RFC 6376 §5.6): above the message's own header, below later hops'.
+async fn sign(
+    ctx: &SmtpContext,
+    policy: &SubmissionPolicy,
+    stored: &StoredMessage,
+) -> std::io::Result<Option<StoredMessage>> {
+    if policy.dkim.is_empty() {
+        return Ok(None);
+    }
+    let bytes = content::bytes(ctx.store.blobs(), stored).await?;
+    let now = ctx.clock.now();
+    let fields = policy.dkim.sign(&bytes, now);
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let signed = content::insert_fields(&bytes, after_trace(&bytes), &fields);
+    content::replace(ctx.store.blobs(), &ctx.ids, now, stored.clone(), signed).await.map(Some)
+}
+
+/// The offset of the first header field that is not a trace field
+/// (`Return-Path:` or `Received:`, each with its folded lines).
+fn after_trace(message: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let rest = &message[at..];
+        let name = rest.iter().position(|b| *b == b':').map_or(rest, |colon| &rest[..colon]);
+        if !(name.eq_ignore_ascii_case(b"Return-Path") || name.eq_ignore_ascii_case(b"Received")) {
+            return at;
+        }
+        // Past this field: its line and every continuation line.
+        loop {
+            match message[at..].iter().position(|b| *b == b'\n') {
+                Some(nl) => at += nl + 1,
+                None => return message.len(),
+            }
+            if !matches!(message.get(at), Some(b' ' | b'\t')) {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_trace;
+
+    #[test]
+    fn signatures_go_after_this_servers_trace_fields() {
+        let m = b"Return-Path: <a@example.test>\r\nReceived: from x\r\n\tby y; date\r\nreceived: z\r\nFrom: a@example.test\r\nReceived: late\r\n\r\nbody\r\n";
+        assert_eq!(&m[after_trace(m)..][..5], b"From:");
+        let bare = b"From: a@example.test\r\n\r\nbody\r\n";
+        assert_eq!(after_trace(bare), 0);
+        assert_eq!(after_trace(b"Received: x\r\n"), 13);
     }
 }

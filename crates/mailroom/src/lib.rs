@@ -12,6 +12,7 @@ use mailroom_imap::ImapContext;
 use mailroom_pop3::{MaildropLocks, Pop3Context};
 use mailroom_services::auth::Authenticator;
 use mailroom_services::config::Config;
+use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::ListenerTls;
@@ -107,6 +108,12 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     // The TLS identity (generated the first time when none is configured),
     // for the implicit-TLS listeners and STARTTLS.
     let acceptor = mailroom_services::tls::acceptor(&config).context("cannot set up TLS")?;
+    // DKIM keys sign submitted mail and notices; `mailroom dkim generate`
+    // writes them, and they are read once, here.
+    let dkim = Arc::new(DkimKeys::load(&config.data_dir).context("cannot load the DKIM keys")?);
+    for key in dkim.iter() {
+        tracing::info!(domain = %key.domain(), selector = key.selector(), algorithm = %key.algorithm(), "DKIM key loaded");
+    }
     let auth = Arc::new(
         Authenticator::new(Arc::clone(&clock), config.auth.failure_delay.0, config.auth.failure_delay_max.0)
             .context("cannot set up password checks")?,
@@ -141,6 +148,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
         auth: Arc::clone(&auth),
         rate: RateLimiter::new(config.submission.rate_limit, config.submission.rate_period.0, Arc::clone(&clock)),
         outbound: outbound.clone(),
+        dkim: Arc::clone(&dkim),
     });
     let (mut submission, mut submissions) = (None, None);
     let plain = ListenerTls::Plain(Some(acceptor.clone()));
@@ -158,7 +166,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     }
     let resolver = resolver(&config)?;
     let runner =
-        QueueRunner::new(store.clone(), &config, Arc::clone(&clock), Arc::clone(&ids), resolver, outbound.wake());
+        QueueRunner::new(store.clone(), &config, Arc::clone(&clock), Arc::clone(&ids), resolver, outbound.wake(), dkim);
     tasks.spawn(runner.run(shutdown.clone(), grace));
 
     let (mut pop3, mut pop3s) = (None, None);

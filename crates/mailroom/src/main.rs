@@ -1,5 +1,6 @@
 //! The `mailroom` command line.
 
+mod dkim_cmd;
 mod queue_cmd;
 
 use std::io::{BufRead, IsTerminal};
@@ -53,6 +54,11 @@ enum Command {
     Queue {
         #[command(subcommand)]
         action: queue_cmd::QueueAction,
+    },
+    /// DKIM signing keys of local domains.
+    Dkim {
+        #[command(subcommand)]
+        action: dkim_cmd::DkimAction,
     },
 }
 
@@ -216,6 +222,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Queue { action } => queue_cmd::run(&store, action, clock.now()).await?,
+        Command::Dkim { action } => {
+            dkim_cmd::run(&store, &config.data_dir, &config.hostname, action, clock.now()).await?
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailroom_services::accounts::hash_password;
 use mailroom_services::auth::Authenticator;
+use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::{MaybeTls, Security};
@@ -31,6 +32,9 @@ pub struct World {
     /// The submission role's policy, shared by its sessions as in the
     /// server (so the rate limit counts across connections).
     pub policy: Option<Arc<SubmissionPolicy>>,
+    /// DKIM keys for the submission policy and the queue runner: none
+    /// unless a test sets some before either is made.
+    pub dkim: Arc<DkimKeys>,
 }
 
 impl World {
@@ -51,7 +55,16 @@ impl World {
         store.add_alias(&alias("team@example.test"), &addr("bob@example.test")).await.unwrap();
         store.add_alias(&alias("@catchall.test"), &addr("bob@example.test")).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        World { _dir: dir, store, clock, trigger, shutdown, ids: Arc::new(IdGenerator::new(0)), policy: None }
+        World {
+            _dir: dir,
+            store,
+            clock,
+            trigger,
+            shutdown,
+            ids: Arc::new(IdGenerator::new(0)),
+            policy: None,
+            dkim: Arc::new(DkimKeys::empty()),
+        }
     }
 
     /// The submission policy, made on first use with `rate_limit` messages
@@ -59,12 +72,14 @@ impl World {
     pub fn policy(&mut self, rate_limit: u32) -> Arc<SubmissionPolicy> {
         let clock = self.clock.clone();
         let store = self.store.clone();
+        let dkim = Arc::clone(&self.dkim);
         Arc::clone(self.policy.get_or_insert_with(|| {
             let auth = Authenticator::new(clock.clone(), Duration::ZERO, Duration::ZERO).unwrap();
             Arc::new(SubmissionPolicy {
                 auth: Arc::new(auth),
                 rate: RateLimiter::new(rate_limit, Duration::from_secs(3600), clock),
                 outbound: Outbound::new(store),
+                dkim,
             })
         }))
     }

@@ -2,6 +2,7 @@
 //! server replies out) over an in-memory duplex with a temp store.
 
 mod client;
+mod dkim;
 mod harness;
 mod queue;
 mod transcripts;

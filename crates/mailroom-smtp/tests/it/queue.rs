@@ -76,6 +76,7 @@ fn runner(world: &World, route: SocketAddr, adjust: impl FnOnce(&mut Config)) ->
         Arc::clone(&world.ids),
         resolver,
         Arc::clone(&wake),
+        Arc::clone(&world.dkim),
     );
     tokio::spawn(runner.run(world.shutdown.clone(), Duration::from_secs(1)));
     wake.notify_one();
@@ -157,7 +158,13 @@ async fn retries_follow_the_schedule_until_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undeliverable_message_bounces_when_it_expires() {
-    let world = World::new().await;
+    let mut world = World::new().await;
+    // The bounce comes from MAILER-DAEMON@mx.example.test, signed by that
+    // domain's key.
+    let keys = world._dir.path().join("keys");
+    let host = Domain::parse("mx.example.test").unwrap();
+    mailroom_services::dkim::generate(&keys, &host, "e1", mailroom_services::dkim::Algorithm::Ed25519).unwrap();
+    world.dkim = Arc::new(mailroom_services::dkim::DkimKeys::load(&keys).unwrap());
     queue_one(&world).await;
     let (_, _) = runner(&world, closed_port().await, |c| {
         c.queue.max_age = HumanDuration(Duration::from_secs(120));
@@ -177,6 +184,9 @@ async fn an_undeliverable_message_bounces_when_it_expires() {
     assert!(text.contains("Action: failed") && text.contains("Status: 5.4.7"), "{text}");
     assert!(text.contains("delivery time expired"), "{text}");
     assert!(text.contains("Subject: waiting"), "the original headers are quoted: {text}");
+    assert!(text.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"), "{text}");
+    let unfolded = text.replace("\r\n\t", "");
+    assert!(unfolded.contains("d=mx.example.test;") && unfolded.contains("s=e1;"), "{text}");
     world.trigger.trigger();
 }
 

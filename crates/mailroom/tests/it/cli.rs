@@ -347,3 +347,58 @@ fn start_sweeps_blobs_a_crash_left_behind() {
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
 }
+
+#[test]
+fn dkim_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = config();
+    let p = &cfg.path;
+    assert_error(&cli(p, &["dkim", "generate", "example.test"], ""), &["example.test", "not a local domain"]);
+    cli_ok(p, &["domain", "add", "example.test"], "");
+    assert_eq!(cli_ok(p, &["dkim", "list"], ""), "no DKIM keys\n");
+
+    let out = cli_ok(p, &["dkim", "generate", "Example.TEST", "--selector", "s1", "--algorithm", "ed25519"], "");
+    let key = cfg.data_dir.join("dkim/example.test/s1.ed25519.pem");
+    assert!(out.starts_with(&format!("generated ed25519 key s1 for example.test in {}\n", key.display())), "{out}");
+    let record = out.lines().find(|l| l.starts_with("s1._domainkey.example.test. IN TXT ")).expect("the key record");
+    assert!(record.starts_with("s1._domainkey.example.test. IN TXT \"v=DKIM1; k=ed25519; p="), "{record}");
+    assert!(out.contains("\nexample.test. IN TXT \"v=spf1 mx -all\"\n"), "{out}");
+    assert!(
+        out.contains("\n_dmarc.example.test. IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test\"\n"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\nexample.test. IN MX 10 {}.\n", crate::common::HOSTNAME)), "{out}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(cfg.data_dir.join("dkim")).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // The selector is taken, whichever algorithm asks; the key stays.
+    let before = std::fs::read(&key).unwrap();
+    for algorithm in ["ed25519", "rsa"] {
+        let args = ["dkim", "generate", "example.test", "--selector", "s1", "--algorithm", algorithm];
+        assert_error(&cli(p, &args, ""), &["example.test", "already has a DKIM key", "s1"]);
+    }
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    let bad = cli(p, &["dkim", "generate", "example.test", "--algorithm", "dsa"], "");
+    assert_eq!(bad.status.code(), Some(2), "{}", show(&bad.stderr));
+    assert_error(
+        &cli(p, &["dkim", "generate", "example.test", "--selector", "no_underscores"], ""),
+        &["invalid selector"],
+    );
+
+    // RSA by default, under a dated selector; its record is split into
+    // strings of at most 255 octets.
+    let out = cli_ok(p, &["dkim", "generate", "example.test"], "");
+    let record = out.lines().find(|l| l.contains("._domainkey.example.test. IN TXT ")).expect("the key record");
+    assert!(record.starts_with("rsa-20"), "{record}");
+    assert!(record.contains(" IN TXT \"v=DKIM1; k=rsa; p=MIIBIjAN"), "{record}");
+    let strings: Vec<&str> = record.split('"').skip(1).step_by(2).collect();
+    assert_eq!(strings.len(), 2, "{record}");
+    assert!(strings.iter().all(|s| s.len() <= 255));
+
+    let list = cli_ok(p, &["dkim", "list"], "");
+    let keys: Vec<&str> = list.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(keys.len(), 2, "{list}");
+    assert!(keys[0].starts_with("example.test rsa-20") && keys[0].contains(" rsa "), "{list}");
+    assert!(keys[1].starts_with("example.test s1 ed25519 "), "{list}");
+    assert!(list.contains(&format!("    {record}\n")), "{list}");
+}

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod crash;
+mod dkim;
 mod e2e;
 mod imap;
 mod limits;
