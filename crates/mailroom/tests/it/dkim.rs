@@ -60,7 +60,7 @@ fn dkimpy_verifies_rsa_and_ed25519_signatures_of_submitted_mail() {
     // Keys made before alice's server starts, as `mailroom dkim generate` would.
     let records = Arc::new(Mutex::new(Vec::new()));
     let a = InProcess::start_domain("example.test", &[ALICE], |c| {
-        c.delivery.routes.insert("other.test".into(), vec![b.addr]);
+        c.delivery.routes.insert("other.test".into(), vec![b.addr.into()]);
         c.queue.poll_interval = mailroom_services::config::HumanDuration(Duration::from_millis(200));
         let domain = Domain::parse("example.test").unwrap();
         for (selector, algorithm) in [("r1", Algorithm::Rsa), ("e1", Algorithm::Ed25519)] {
