@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailroom_services::accounts::hash_password;
 use mailroom_services::auth::Authenticator;
+use mailroom_services::authenticate::InboundChecks;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_services::submission::{Outbound, RateLimiter};
 use mailroom_services::tls::{MaybeTls, Security};
@@ -31,6 +32,9 @@ pub struct World {
     /// The submission role's policy, shared by its sessions as in the
     /// server (so the rate limit counts across connections).
     pub policy: Option<Arc<SubmissionPolicy>>,
+    /// The MTA role's SPF, DKIM and DMARC checks: none unless a test sets
+    /// them, so transcripts keep their exact stored bytes.
+    pub inbound: Option<Arc<InboundChecks>>,
 }
 
 impl World {
@@ -51,7 +55,16 @@ impl World {
         store.add_alias(&alias("team@example.test"), &addr("bob@example.test")).await.unwrap();
         store.add_alias(&alias("@catchall.test"), &addr("bob@example.test")).await.unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        World { _dir: dir, store, clock, trigger, shutdown, ids: Arc::new(IdGenerator::new(0)), policy: None }
+        World {
+            _dir: dir,
+            store,
+            clock,
+            trigger,
+            shutdown,
+            ids: Arc::new(IdGenerator::new(0)),
+            policy: None,
+            inbound: None,
+        }
     }
 
     /// The submission policy, made on first use with `rate_limit` messages
@@ -85,6 +98,7 @@ impl World {
             clock: self.clock.clone(),
             ids: Arc::clone(&self.ids),
             connections: ConnectionLimiter::new(100, 100),
+            inbound: if options.submission { None } else { self.inbound.clone() },
             role,
         })
     }

@@ -43,8 +43,8 @@ use self::writer::WriterHandle;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobStore, ChangeEvent, CopyOutcome, DomainRecord,
     FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
-    QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions, SubjectMatches, Submission,
-    Summarizer, Summary,
+    QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions, SubjectMatches,
+    Submission, Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
