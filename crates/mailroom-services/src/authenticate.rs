@@ -125,7 +125,13 @@ impl InboundChecks {
             if dkim.is_empty() {
                 text += ";\r\n\tdkim=none";
             } else {
-                text += &part(AuthenticationResults::new(authserv_id).with_dkim_results(&dkim, ""));
+                // A body hash that does not match is a failed verification
+                // (RFC 6376 §6.1.3, PERMFAIL): `fail` in RFC 8601 §2.7.1
+                // terms. mail-auth writes `neutral`, which is meant for
+                // signatures that cannot be processed.
+                let dkim_text = part(AuthenticationResults::new(authserv_id).with_dkim_results(&dkim, ""));
+                text += &dkim_text
+                    .replace("dkim=neutral (body hash did not verify)", "dkim=fail (body hash did not verify)");
             }
         }
 
