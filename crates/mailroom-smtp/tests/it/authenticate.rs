@@ -368,3 +368,19 @@ async fn null_sender_is_checked_as_postmaster_at_helo() {
     );
     assert_eq!(outcome.results(), expected(&spf, &["dkim=none", "dmarc=none header.from=pass.test policy.dmarc=none"]));
 }
+
+#[tokio::test]
+async fn dns_failures_are_temperrors_and_the_message_is_delivered() {
+    let keys = keys();
+    let Some(dns) = dnsmasq(&records(&keys)) else { return };
+    let mut world = world(&dns, AuthenticationConfig::default()).await;
+    // dnsmasq refuses names outside its domains, as a broken server would.
+    let (signed, b) = sign(&keys.signing, "refused.example", &message("a@refused.example", ""));
+    let outcome = send(&mut world, Some("a@refused.example"), &signed).await;
+    assert!(outcome.reply.starts_with("250 2.0.0"), "{}", outcome.reply);
+    let spf = spf_result("temperror", "temporary dns error validating a@refused.example", "a@refused.example");
+    let dkim = format!("dkim=temperror (dns error) header.d=refused.example header.s=sel header.b={b}");
+    let dmarc = "dmarc=temperror (dns error) header.from=refused.example policy.dmarc=none";
+    assert_eq!(outcome.results(), expected(&spf, &[&dkim, dmarc]));
+    assert_eq!(outcome.mailbox(), "INBOX");
+}
