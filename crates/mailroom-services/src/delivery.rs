@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use mailroom_store::{MailStore, NewContent, NewMessage, StoreError};
+use mailroom_store::{MailStore, NewContent, NewMessage, SpecialUse, StoreError};
 use mailroom_types::{AccountId, Flags, MailboxId, Uid};
 
 use crate::message::header_cache;
@@ -57,15 +57,29 @@ pub async fn deliver_local<S: MailStore>(
     message: &StoredMessage,
     recipients: &LocalRecipients,
 ) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
-    let new = NewMessage {
+    store.deliver(&new_message(message), recipients.as_slice()).await
+}
+
+/// Like [`deliver_local`], into each recipient's mailbox of the special use
+/// `special` (its INBOX when it has none): quarantined mail into Junk.
+pub async fn deliver_local_special<S: MailStore>(
+    store: &S,
+    message: &StoredMessage,
+    recipients: &LocalRecipients,
+    special: SpecialUse,
+) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
+    store.deliver_special_use(&new_message(message), recipients.as_slice(), special).await
+}
+
+fn new_message(message: &StoredMessage) -> NewMessage {
+    NewMessage {
         content: message.content.clone(),
         size: message.size,
         internal_date: message.received_at,
         flags: Flags::empty(),
         keywords: Vec::new(),
         headers: header_cache(&message.head),
-    };
-    store.deliver(&new, recipients.as_slice()).await
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The one DNS resolver the process shares: MX and address lookups for
 //! outbound delivery (RFC 5321 §5.1), and TXT lookups for SPF, DKIM and
-//! DMARC later.
+//! DMARC: [`Resolver::authenticator`] hands mail-auth the same resolver.
 //!
 //! It wraps hickory's `TokioResolver`, whose cache is the per-process cache;
 //! cloning a [`Resolver`] shares it. Every name is made absolute before it
@@ -106,6 +106,12 @@ impl Resolver {
         *builder.options_mut() = options;
         let inner = builder.build().map_err(|e| DnsError::Config(e.to_string()))?;
         Ok(Resolver { inner: Arc::new(inner) })
+    }
+
+    /// A mail-auth verifier (SPF, DKIM, DMARC) over this same resolver and
+    /// cache: hickory's resolver is a handle, so the clone shares them.
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mail_auth::MessageAuthenticator(TokioResolver::clone(&self.inner))
     }
 
     /// The hosts that receive mail for `domain`, most preferred first

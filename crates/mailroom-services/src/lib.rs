@@ -3,6 +3,8 @@
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`accounts`]: password hashing and the administrative operations on
 //!   domains, accounts and aliases, with their validation.
+//! - [`authenticate`]: SPF, DKIM and DMARC checks of received mail, the
+//!   `Authentication-Results:` field, and removal of forged ones.
 //! - [`auth`]: password logins with throttling that reveals no user names.
 //! - [`delivery`]: local delivery of an accepted message into mailboxes.
 //! - [`dkim`]: DKIM keys (`data_dir/dkim`) and the signatures of outbound mail.
@@ -21,6 +23,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod authenticate;
 pub mod config;
 pub mod delivery;
 pub mod dkim;

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_services::auth::Authenticator;
+use mailroom_services::authenticate::InboundChecks;
 use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::ConnectionLimiter;
 use mailroom_services::submission::{Outbound, RateLimiter};
@@ -66,6 +67,9 @@ pub struct SmtpContext {
     pub connections: Arc<ConnectionLimiter>,
     /// Which listener this is: the MTA or a submission port.
     pub role: Role,
+    /// SPF, DKIM and DMARC checks of received mail (the MTA role only;
+    /// `None` checks nothing and adds no `Authentication-Results:`).
+    pub inbound: Option<Arc<InboundChecks>>,
 }
 
 /// What a listener is for.

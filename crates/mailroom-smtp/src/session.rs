@@ -10,18 +10,21 @@
 //! - Reads are bounded (one buffer of [`READ_CHUNK`]); the state machine keeps
 //!   its own buffer bounded; message data spills to disk as it arrives.
 
+use std::borrow::Cow;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use mailroom_services::delivery::{LocalRecipients, deliver_local};
+use mailroom_services::authenticate::{DmarcAction, Envelope, InboundChecks, Verdict, strip_forged};
+use mailroom_services::delivery::{LocalRecipients, StoredMessage, deliver_local, deliver_local_special};
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
 use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_smtp_proto::{EnhancedCode, Event, ForwardPath, Reply, ReversePath, Server, ServerConfig};
-use mailroom_store::{AccountRecord, MailStore, NewContent, Resolution, StoreError};
+use mailroom_store::{AccountRecord, MailStore, NewContent, Resolution, SpecialUse, StoreError};
 use mailroom_types::{Address, QueueId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
+use crate::content;
 use crate::sink::Sink;
 use crate::submit::{self, Accepted};
 use crate::trace::{TraceInfo, trace_headers, with_protocol};
@@ -191,7 +194,8 @@ where
                 }
             }
             Event::MessageEnd => {
-                let outcome = finish_message(ctx, &mut txn, submission.zip(user.as_ref())).await;
+                let client = Client { ip: peer.ip(), helo: server.helo().unwrap_or("") };
+                let outcome = finish_message(ctx, &mut txn, submission.zip(user.as_ref()), client).await;
                 if outcome.is_positive() {
                     summary.accepted += 1
                 } else {
@@ -294,12 +298,23 @@ fn store_failure(e: &StoreError) -> Reply {
     temporary_failure()
 }
 
+/// Who sent the message, for the MTA role's checks.
+#[derive(Clone, Copy)]
+struct Client<'a> {
+    ip: IpAddr,
+    helo: &'a str,
+}
+
 /// Makes the message durable and commits it to every recipient's INBOX
 /// (and, for a submission, the queue); the reply for the end of data.
+/// In the MTA role with checks on, the message first gets its
+/// `Authentication-Results:` and meets its DMARC policy: refused, or
+/// delivered into Junk.
 async fn finish_message(
     ctx: &SmtpContext,
     txn: &mut Transaction,
     submission: Option<(&crate::SubmissionPolicy, &AccountRecord)>,
+    client: Client<'_>,
 ) -> Reply {
     let Some((id, sink)) = txn.sink.take() else {
         return temporary_failure();
@@ -337,7 +352,41 @@ async fn finish_message(
         }
         return outcome;
     }
-    match deliver_local(&ctx.store, &stored, &txn.recipients).await {
+    let mut action = DmarcAction::None;
+    let stored = match &ctx.inbound {
+        Some(checks) => {
+            let sender = txn.reverse_path.clone().unwrap_or(ReversePath::Null);
+            let old = stored.content.clone();
+            match check_inbound(ctx, checks, &sender, client, stored).await {
+                Ok((stored, verdict)) => {
+                    action = verdict.action;
+                    if verdict.action == DmarcAction::Reject {
+                        let domain = verdict.dmarc_domain.unwrap_or_default();
+                        info!(queue_id = %id, %domain, "message refused per DMARC policy");
+                        if let NewContent::File(blob, _) = &stored.content {
+                            let _ = ctx.store.blobs().delete(blob);
+                        }
+                        return reply(550, (5, 7, 1), format!("Email rejected per DMARC policy for {domain}"));
+                    }
+                    stored
+                }
+                Err(e) => {
+                    warn!(error = %e, queue_id = %id, "cannot read or rewrite message");
+                    if let NewContent::File(blob, _) = &old {
+                        let _ = ctx.store.blobs().delete(blob);
+                    }
+                    return temporary_failure();
+                }
+            }
+        }
+        None => stored,
+    };
+    let delivered = if action == DmarcAction::Quarantine {
+        deliver_local_special(&ctx.store, &stored, &txn.recipients, SpecialUse::Junk).await
+    } else {
+        deliver_local(&ctx.store, &stored, &txn.recipients).await
+    };
+    match delivered {
         Ok(copies) => {
             info!(queue_id = %id, size = stored.size, recipients = copies.len(), "message delivered");
             reply(250, (2, 0, 0), format!("Ok: queued as {id}"))
@@ -349,5 +398,76 @@ async fn finish_message(
             }
             if e.is_temporary() { temporary_failure() } else { reply(554, (5, 3, 0), "Error: delivery failed") }
         }
+    }
+}
+
+/// Runs the checks over the received message, removes forged
+/// `Authentication-Results:` fields and adds ours after this server's trace
+/// fields; the message to deliver and the verdict.
+async fn check_inbound(
+    ctx: &SmtpContext,
+    checks: &InboundChecks,
+    sender: &ReversePath,
+    client: Client<'_>,
+    stored: StoredMessage,
+) -> io::Result<(StoredMessage, Verdict)> {
+    let bytes = content::bytes(ctx.store.blobs(), &stored).await?;
+    let mail_from = match sender {
+        ReversePath::Null => None,
+        ReversePath::Address(a) => Some(a.to_string()),
+    };
+    let envelope = Envelope { ip: client.ip, helo: client.helo, mail_from: mail_from.as_deref() };
+    let Some(verdict) = checks.verify(&ctx.hostname, &envelope, &bytes).await else {
+        // Every check is off: forged fields still go.
+        let verdict = Verdict { field: String::new(), action: DmarcAction::None, dmarc_domain: None };
+        return match strip_forged(&bytes, &ctx.hostname) {
+            Cow::Borrowed(_) => Ok((stored, verdict)),
+            Cow::Owned(stripped) => {
+                let now = ctx.clock.now();
+                Ok((content::replace(ctx.store.blobs(), &ctx.ids, now, stored, stripped).await?, verdict))
+            }
+        };
+    };
+    debug!(verdict = %verdict.field.trim_end(), "inbound checks");
+    let stripped = strip_forged(&bytes, &ctx.hostname);
+    let at = after_trace_fields(&stripped);
+    let edited = content::insert_fields(&stripped, at, verdict.field.as_bytes());
+    let stored = content::replace(ctx.store.blobs(), &ctx.ids, ctx.clock.now(), stored, edited).await?;
+    Ok((stored, verdict))
+}
+
+/// The offset of the first header field that is neither `Return-Path:` nor
+/// `Received:`: the trace fields at the top end there.
+fn after_trace_fields(message: &[u8]) -> usize {
+    let mut at = 0;
+    let mut in_trace = false;
+    while at < message.len() {
+        let line_end = message[at..].iter().position(|&b| b == b'\n').map_or(message.len(), |n| at + n + 1);
+        let line = &message[at..line_end];
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !(continuation && in_trace) {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default().trim_ascii_end();
+            in_trace = line.contains(&b':')
+                && (name.eq_ignore_ascii_case(b"return-path") || name.eq_ignore_ascii_case(b"received"));
+            if !in_trace {
+                return at;
+            }
+        }
+        at = line_end;
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_trace_fields;
+
+    #[test]
+    fn trace_fields_end_at_the_first_other_field() {
+        let m = b"Return-Path: <a@b>\r\nReceived: from x\r\n\tby y\r\nreceived: z\r\nSubject: s\r\n\r\nb\r\n";
+        assert_eq!(after_trace_fields(m), m.len() - b"Subject: s\r\n\r\nb\r\n".len());
+        assert_eq!(after_trace_fields(b"Subject: s\r\n\r\n"), 0);
+        let m = b"Received: x\r\n\r\nbody\r\n";
+        assert_eq!(after_trace_fields(m), 13, "before the blank line");
     }
 }

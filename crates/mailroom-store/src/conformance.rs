@@ -64,6 +64,7 @@ where
     default_mailboxes(&open).await;
     resolve_recipient(&open).await;
     deliver_to_two_accounts(&open).await;
+    deliver_to_special_use(&open).await;
     uids_increase_and_are_never_reused(&open).await;
     concurrent_deliveries(&open).await;
     modseq_bumps(&open).await;
@@ -468,6 +469,33 @@ pub async fn deliver_to_two_accounts(open: &impl OpenStore) {
     assert_eq!(store.messages(inbox_a.id).await.expect("list").len(), 1, "a failed delivery leaves nothing behind");
     assert_eq!(inbox(&store, a).await.uid_next, uid(2));
     assert!(store.deliver(&other, &[]).await.expect("no recipients").is_empty());
+}
+
+/// A delivery by special use lands in each account's Junk, or in the
+/// INBOX of an account that has no Junk; a missing account changes nothing.
+pub async fn deliver_to_special_use(open: &impl OpenStore) {
+    let store = open.open().await;
+    add_domain(&store, "junk.test").await;
+    let a = add_account(&store, "a@junk.test").await;
+    let b = add_account(&store, "b@junk.test").await;
+    store.delete_mailbox(b, "Junk").await.expect("delete b's Junk");
+    let junk_a = store.mailbox(a, "Junk").await.expect("lookup").expect("a has Junk");
+    let inbox_b = inbox(&store, b).await;
+
+    let msg = message(&store, "quarantined");
+    let placed = store.deliver_special_use(&msg, &[a, b], SpecialUse::Junk).await.expect("deliver");
+    assert_eq!(placed, [(junk_a.id, uid(1)), (inbox_b.id, uid(1))], "Junk, else INBOX, in recipient order");
+    let in_junk = store.messages(junk_a.id).await.expect("list");
+    assert_eq!(in_junk.len(), 1);
+    assert_eq!((&in_junk[0].blob, in_junk[0].size), (msg.content.blob(), msg.size));
+    assert!(store.messages(inbox(&store, a).await.id).await.expect("list").is_empty(), "not in a's INBOX");
+    let after = store.mailbox(a, "Junk").await.expect("lookup").expect("Junk");
+    assert_eq!(after.highest_modseq, next(junk_a.highest_modseq), "an arrival bumps HIGHESTMODSEQ");
+
+    let other = message(&store, "half delivered");
+    assert_err!(store.deliver_special_use(&other, &[a, AccountId(i64::MAX)], SpecialUse::Junk).await, NotFound);
+    assert_eq!(store.messages(junk_a.id).await.expect("list").len(), 1, "a failed delivery leaves nothing behind");
+    assert!(store.deliver_special_use(&other, &[], SpecialUse::Junk).await.expect("no recipients").is_empty());
 }
 
 /// UIDs strictly increase across deliver and append, and an expunged UID

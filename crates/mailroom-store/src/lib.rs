@@ -235,6 +235,15 @@ pub trait MailStore: Send + Sync + 'static {
         message: &NewMessage,
         recipients: &[AccountId],
     ) -> impl Future<Output = Result<Vec<(MailboxId, Uid)>>> + Send;
+    /// Like [`MailStore::deliver`], but each copy goes into the recipient's
+    /// mailbox of the given special use (the oldest, if several), or its
+    /// INBOX when it has none: quarantined mail into Junk.
+    fn deliver_special_use(
+        &self,
+        message: &NewMessage,
+        recipients: &[AccountId],
+        special: SpecialUse,
+    ) -> impl Future<Output = Result<Vec<(MailboxId, Uid)>>> + Send;
     /// Stores one message into a mailbox (IMAP APPEND, Sent copies).
     fn append(&self, mailbox: MailboxId, message: &NewMessage) -> impl Future<Output = Result<(Uid, ModSeq)>> + Send;
     /// The messages of a mailbox in UID order ([`StoreError::NotFound`] for
@@ -486,6 +495,14 @@ impl MailStore for AnyStore {
     }
     async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
         dispatch!(self, s => s.deliver(message, recipients).await)
+    }
+    async fn deliver_special_use(
+        &self,
+        message: &NewMessage,
+        recipients: &[AccountId],
+        special: SpecialUse,
+    ) -> Result<Vec<(MailboxId, Uid)>> {
+        dispatch!(self, s => s.deliver_special_use(message, recipients, special).await)
     }
     async fn append(&self, mailbox: MailboxId, message: &NewMessage) -> Result<(Uid, ModSeq)> {
         dispatch!(self, s => s.append(mailbox, message).await)

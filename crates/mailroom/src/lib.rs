@@ -11,6 +11,7 @@ use anyhow::Context;
 use mailroom_imap::ImapContext;
 use mailroom_pop3::{MaildropLocks, Pop3Context};
 use mailroom_services::auth::Authenticator;
+use mailroom_services::authenticate::InboundChecks;
 use mailroom_services::config::Config;
 use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
@@ -119,7 +120,13 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             .context("cannot set up password checks")?,
     );
 
+    // One resolver and cache for delivery and for checking inbound mail.
+    let resolver = resolver(&config)?;
+    // Inbound checks run on the MTA role only: submission carries mail
+    // from logged-in users.
+    let inbound = Arc::new(InboundChecks::new(&resolver, config.authentication));
     let smtp_context = |role: Role| {
+        let inbound = matches!(role, Role::Mta).then(|| Arc::clone(&inbound));
         Arc::new(SmtpContext {
             hostname: config.hostname.clone(),
             limits: smtp_limits(&config),
@@ -130,6 +137,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             ids: Arc::clone(&ids),
             connections: Arc::clone(&connections),
             role,
+            inbound,
         })
     };
     let mut smtp = None;
@@ -164,7 +172,6 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
         }
     }
-    let resolver = resolver(&config)?;
     let runner =
         QueueRunner::new(store.clone(), &config, Arc::clone(&clock), Arc::clone(&ids), resolver, outbound.wake(), dkim);
     tasks.spawn(runner.run(shutdown.clone(), grace));

@@ -6,6 +6,7 @@
 //! the key path (`limits.max_recipients: ...`). `config/example.toml`
 //! documents every key and is tested to equal [`Config::default`].
 
+mod authentication;
 mod outbound;
 mod units;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use authentication::AuthenticationConfig;
 pub use outbound::{DeliveryConfig, HostPort, QueueConfig, SmarthostConfig, SubmissionConfig, TlsMode};
 pub use units::{ByteSize, HumanDuration};
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// How remote servers are found and reached.
     pub delivery: DeliveryConfig,
+    /// SPF, DKIM and DMARC checks of mail arriving on the `smtp` listener.
+    pub authentication: AuthenticationConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -90,6 +94,7 @@ impl Default for Config {
             submission: SubmissionConfig::default(),
             queue: QueueConfig::default(),
             delivery: DeliveryConfig::default(),
+            authentication: AuthenticationConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -290,6 +295,7 @@ impl Config {
         if mailroom_types::Domain::parse(&self.hostname).is_err() {
             problems.push(format!("hostname: {:?} is not a valid domain name", self.hostname));
         }
+        problems.extend(self.authentication.problems());
         let l = &self.limits;
         let mut at_least = |key: &str, value: u64, min: u64, why: &str| {
             if value < min {
@@ -403,6 +409,16 @@ mod tests {
         let c = parse("[listen]\nsmtp = \"127.0.0.1:2525\"\npop3 = \"127.0.0.1:2525\"\n").unwrap();
         let e = c.validate(Path::new("x.toml")).unwrap_err().to_string();
         assert!(e.contains("listen.pop3: address 127.0.0.1:2525 already used by listen.smtp"), "{e}");
+    }
+
+    #[test]
+    fn dmarc_needs_spf_and_dkim() {
+        let c = parse("[authentication]\nspf = false\n").unwrap();
+        let e = c.validate(Path::new("x.toml")).unwrap_err().to_string();
+        assert!(e.contains("authentication.dmarc: needs authentication.spf and authentication.dkim on"), "{e}");
+        let c = parse("[authentication]\nspf = false\ndkim = false\ndmarc = false\n").unwrap();
+        assert!(!c.authentication.any());
+        c.validate(Path::new("x.toml")).unwrap();
     }
 
     #[test]

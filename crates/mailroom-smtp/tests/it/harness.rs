@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailroom_services::accounts::hash_password;
 use mailroom_services::auth::Authenticator;
+use mailroom_services::authenticate::InboundChecks;
 use mailroom_services::dkim::DkimKeys;
 use mailroom_services::net::{ConnectionLimiter, Shutdown, ShutdownTrigger};
 use mailroom_services::submission::{Outbound, RateLimiter};
@@ -35,6 +36,9 @@ pub struct World {
     /// DKIM keys for the submission policy and the queue runner: none
     /// unless a test sets some before either is made.
     pub dkim: Arc<DkimKeys>,
+    /// The MTA role's SPF, DKIM and DMARC checks: none unless a test sets
+    /// them, so transcripts keep their exact stored bytes.
+    pub inbound: Option<Arc<InboundChecks>>,
 }
 
 impl World {
@@ -64,6 +68,7 @@ impl World {
             ids: Arc::new(IdGenerator::new(0)),
             policy: None,
             dkim: Arc::new(DkimKeys::empty()),
+            inbound: None,
         }
     }
 
@@ -100,6 +105,7 @@ impl World {
             clock: self.clock.clone(),
             ids: Arc::clone(&self.ids),
             connections: ConnectionLimiter::new(100, 100),
+            inbound: if options.submission { None } else { self.inbound.clone() },
             role,
         })
     }

@@ -16,7 +16,7 @@ use super::convert::{self, Db};
 use super::writer::Effects;
 use crate::{
     ChangeEvent, ChangeKind, FlagChange, FlagOp, HeaderCache, MessageRecord, NewContent, NewMessage, Result,
-    StoreError, Summary,
+    SpecialUse, StoreError, Summary,
 };
 
 /// Takes the next UID of a mailbox and bumps its HIGHESTMODSEQ, returning
@@ -206,29 +206,48 @@ pub(crate) fn read_inline(conn: &Connection, id: &BlobId, buf: &mut Vec<u8>) -> 
     Ok(true)
 }
 
-/// One copy per recipient into its INBOX: two statements per recipient
-/// (claim UID and modseq, insert the row), after the content.
+/// One copy per recipient into its INBOX, or with `special` into its
+/// mailbox of that special use (the INBOX when it has none): two statements
+/// per recipient (claim UID and modseq, insert the row), after the content.
 pub(crate) fn deliver(
     conn: &Connection,
     effects: &mut Effects,
     message: &NewMessage,
     summary: Option<&[u8]>,
     recipients: &[AccountId],
+    special: Option<SpecialUse>,
 ) -> Result<Vec<(MailboxId, Uid)>> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
     store_content(conn, &message.content, summary)?;
     let mut out = Vec::with_capacity(recipients.len());
     for &account in recipients {
-        let row = conn
-            .prepare_cached(
-                "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                 WHERE account_id = ?1 AND name = 'INBOX'
-                 RETURNING id, account_id, uid_next - 1, highest_modseq",
-            )
-            .db()?
-            .query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()
-            .db()?;
+        let row = match special {
+            None => conn
+                .prepare_cached(
+                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                     WHERE account_id = ?1 AND name = 'INBOX'
+                     RETURNING id, account_id, uid_next - 1, highest_modseq",
+                )
+                .db()?
+                .query_row([account.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+                .db()?,
+            // The oldest mailbox with that use, else the INBOX.
+            Some(special) => conn
+                .prepare_cached(
+                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                     WHERE id = (SELECT id FROM mailboxes
+                                 WHERE account_id = ?1 AND (special_use = ?2 OR name = 'INBOX')
+                                 ORDER BY name = 'INBOX', id LIMIT 1)
+                     RETURNING id, account_id, uid_next - 1, highest_modseq",
+                )
+                .db()?
+                .query_row(rusqlite::params![account.0, special.attribute()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .db()?,
+        };
         let (mailbox, _, uid, modseq) =
             take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))?;
         insert_message(conn, mailbox, uid, modseq, message, &keywords)?;

@@ -43,8 +43,8 @@ use self::writer::WriterHandle;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobStore, ChangeEvent, CopyOutcome, DomainRecord,
     FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
-    QueueEntry, RenameOutcome, Resolution, Result, Selection, StoreError, StoreOptions, SubjectMatches, Submission,
-    Summarizer, Summary,
+    QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions, SubjectMatches,
+    Submission, Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -305,7 +305,26 @@ impl MailStore for SqliteStore {
         let summary = self.summary(&message);
         self.inner
             .writer
-            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients))
+            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, None))
+            .await
+    }
+
+    async fn deliver_special_use(
+        &self,
+        message: &NewMessage,
+        recipients: &[AccountId],
+        special: SpecialUse,
+    ) -> Result<Vec<(MailboxId, Uid)>> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (message, recipients) = (message.clone(), recipients.to_vec());
+        let summary = self.summary(&message);
+        self.inner
+            .writer
+            .write(move |conn, fx| {
+                messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, Some(special))
+            })
             .await
     }
 

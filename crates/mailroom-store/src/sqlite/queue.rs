@@ -51,7 +51,7 @@ pub(crate) fn submit(
         }
         Vec::new()
     } else {
-        messages::deliver(conn, effects, &submission.message, summary, &submission.local)?
+        messages::deliver(conn, effects, &submission.message, summary, &submission.local, None)?
     };
     if let Some(entry) = &submission.queue {
         enqueue(conn, entry, &submission.message)?;

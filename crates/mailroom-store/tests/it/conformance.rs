@@ -25,6 +25,7 @@ cases!(
     default_mailboxes,
     resolve_recipient,
     deliver_to_two_accounts,
+    deliver_to_special_use,
     uids_increase_and_are_never_reused,
     concurrent_deliveries,
     modseq_bumps,
