@@ -32,13 +32,17 @@ pub struct TestConfig {
 
 /// Writes a configuration on an ephemeral loopback port with the given log
 /// filter and grace period; `extra` is appended (use it for `[limits]`).
+/// DNS goes to a closed loopback port (tests ask no real resolver), and
+/// inbound checks are off, so stored copies compare byte for byte.
 pub fn write_config(log_filter: &str, grace: &str, extra: &str) -> TestConfig {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
     let path = dir.path().join("mailroom.toml");
     let text = format!(
         "hostname = \"{HOSTNAME}\"\ndata_dir = '{}'\nshutdown_grace = \"{grace}\"\n\n[listen]\nsmtp = \"127.0.0.1:0\"\n\n\
-         [log]\nfilter = \"{log_filter}\"\nformat = \"json\"\n\n{extra}\n",
+         [log]\nfilter = \"{log_filter}\"\nformat = \"json\"\n\n\
+         [delivery]\ndns_server = \"127.0.0.1:9\"\n\n\
+         [authentication]\nspf = false\ndkim = false\ndmarc = false\n\n{extra}\n",
         data_dir.display()
     );
     std::fs::write(&path, text).expect("write config");

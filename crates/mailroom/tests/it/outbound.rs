@@ -262,3 +262,31 @@ fn submission_listeners_refuse_relaying_and_forgery() {
     let out = swaks_at(a.submission_addr(), &forged);
     assert!(out.contains("553 5.7.1 <bob@example.test>: Sender address rejected"), "{out}");
 }
+
+/// The server as started checks mail on port 25: the stored copy carries
+/// this host's Authentication-Results (the answers come from a dnsmasq that
+/// knows none of the names), and a forged one claiming this host is gone.
+#[test]
+fn port_25_mail_is_checked_by_default() {
+    let dns = match Dnsmasq::start(&[Record::a("unrelated.test", Ipv4Addr::LOCALHOST)]).expect("start dnsmasq") {
+        Some(dns) => dns,
+        None if std::env::var_os("CI").is_some() => panic!("dnsmasq is not installed, but CI is set"),
+        None => {
+            eprintln!("SKIPPED: dnsmasq not installed");
+            return;
+        }
+    };
+    let server = InProcess::start_with(|c: &mut Config| {
+        c.authentication = mailroom_services::config::AuthenticationConfig::default();
+        c.delivery.dns_server = Some(dns.addr());
+    });
+    let message =
+        b"Authentication-Results: mx.example.test; dkim=pass\r\nFrom: carol@other.test\r\nSubject: checked\r\n\r\nHi.\r\n";
+    crate::common::send_mail(server.addr, "carol@other.test", ALICE, message);
+    let got = wait_inbox(&server, ALICE, 1);
+    let text = String::from_utf8_lossy(&got[0]);
+    assert_eq!(text.matches("Authentication-Results:").count(), 1, "{text}");
+    assert!(text.contains("Authentication-Results: mx.example.test;"), "{text}");
+    assert!(!text.contains("dkim=pass"), "the forged result is gone: {text}");
+    assert!(text.contains("spf=") && text.contains("dmarc="), "{text}");
+}
