@@ -137,6 +137,25 @@ impl SqliteStore {
     /// The summary of a new message's header section, computed on the
     /// caller's thread rather than the writer's, which every write waits
     /// for. `None` without a summarizer or a header section kept apart.
+    /// One delivery to each recipient's INBOX, or to its mailbox of
+    /// `special` use when it has one.
+    async fn deliver_into(
+        &self,
+        message: &NewMessage,
+        recipients: &[AccountId],
+        special: Option<SpecialUse>,
+    ) -> Result<Vec<(MailboxId, Uid)>> {
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (message, recipients) = (message.clone(), recipients.to_vec());
+        let summary = self.summary(&message);
+        self.inner
+            .writer
+            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, special))
+            .await
+    }
+
     fn summary(&self, message: &NewMessage) -> Option<Vec<u8>> {
         let summarize = self.inner.summarize.as_ref()?;
         let header = match &message.content {
@@ -298,15 +317,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn deliver(&self, message: &NewMessage, recipients: &[AccountId]) -> Result<Vec<(MailboxId, Uid)>> {
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (message, recipients) = (message.clone(), recipients.to_vec());
-        let summary = self.summary(&message);
-        self.inner
-            .writer
-            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, None))
-            .await
+        self.deliver_into(message, recipients, None).await
     }
 
     async fn deliver_special_use(
@@ -315,17 +326,7 @@ impl MailStore for SqliteStore {
         recipients: &[AccountId],
         special: SpecialUse,
     ) -> Result<Vec<(MailboxId, Uid)>> {
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (message, recipients) = (message.clone(), recipients.to_vec());
-        let summary = self.summary(&message);
-        self.inner
-            .writer
-            .write(move |conn, fx| {
-                messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, Some(special))
-            })
-            .await
+        self.deliver_into(message, recipients, Some(special)).await
     }
 
     async fn append(&self, mailbox: MailboxId, message: &NewMessage) -> Result<(Uid, ModSeq)> {
