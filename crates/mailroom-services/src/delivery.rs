@@ -57,7 +57,7 @@ pub async fn deliver_local<S: MailStore>(
     message: &StoredMessage,
     recipients: &LocalRecipients,
 ) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
-    store.deliver(&new_message(message), recipients.as_slice()).await
+    store.deliver(&message.new_message(), recipients.as_slice()).await
 }
 
 /// Like [`deliver_local`], into each recipient's mailbox of the special use
@@ -68,17 +68,21 @@ pub async fn deliver_local_special<S: MailStore>(
     recipients: &LocalRecipients,
     special: SpecialUse,
 ) -> Result<Vec<(MailboxId, Uid)>, StoreError> {
-    store.deliver_special_use(&new_message(message), recipients.as_slice(), special).await
+    store.deliver_special_use(&message.new_message(), recipients.as_slice(), special).await
 }
 
-fn new_message(message: &StoredMessage) -> NewMessage {
-    NewMessage {
-        content: message.content.clone(),
-        size: message.size,
-        internal_date: message.received_at,
-        flags: Flags::empty(),
-        keywords: Vec::new(),
-        headers: header_cache(&message.head),
+impl StoredMessage {
+    /// The message as the store takes it: arrived now, no flags, its
+    /// header cache read from its first bytes.
+    pub fn new_message(&self) -> NewMessage {
+        NewMessage {
+            content: self.content.clone(),
+            size: self.size,
+            internal_date: self.received_at,
+            flags: Flags::empty(),
+            keywords: Vec::new(),
+            headers: header_cache(&self.head),
+        }
     }
 }
 

@@ -6,12 +6,11 @@
 
 use std::time::SystemTime;
 
+use mailroom_services::delivery::StoredMessage;
 use mailroom_services::dsn::{self, DsnAction, DsnRecipient, DsnRequest};
-use mailroom_services::message::header_cache;
 use mailroom_store::{
-    MailStore, NewContent, NewMessage, NewQueueEntry, QueueEntry, QueuedRecipient, Resolution, StoreError, Submission,
+    MailStore, NewContent, NewQueueEntry, QueueEntry, QueuedRecipient, Resolution, StoreError, Submission,
 };
-use mailroom_types::Flags;
 use tracing::{info, warn};
 
 use crate::runner::{Inner, Outcome};
@@ -94,14 +93,7 @@ pub(crate) async fn for_outcome(
             NewContent::File(blob, head.clone())
         }
     };
-    let message = NewMessage {
-        content,
-        size,
-        internal_date: now,
-        flags: Flags::empty(),
-        keywords: Vec::new(),
-        headers: header_cache(&head),
-    };
+    let message = StoredMessage { content, size, head, received_at: now }.new_message();
     let submission = match inner.store.resolve_recipient(sender).await? {
         Resolution::Accounts(accounts) => Submission { message, local: accounts, queue: None },
         Resolution::NotLocal => Submission {

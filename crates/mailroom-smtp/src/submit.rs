@@ -6,11 +6,10 @@ use std::net::IpAddr;
 
 use mailroom_services::auth::Login;
 use mailroom_services::delivery::StoredMessage;
-use mailroom_services::message::header_cache;
 use mailroom_services::submission::{from_addresses, missing_fields, owns};
 use mailroom_smtp_proto::{EnhancedCode, Reply, ReversePath};
-use mailroom_store::{AccountRecord, MailStore, NewContent, NewMessage, NewQueueEntry, Submission};
-use mailroom_types::{AccountId, Address, Flags, QueueId, Secret};
+use mailroom_store::{AccountRecord, MailStore, NewContent, NewQueueEntry, Submission};
+use mailroom_types::{AccountId, Address, QueueId, Secret};
 use tracing::{info, warn};
 
 use crate::content;
@@ -133,14 +132,7 @@ pub(crate) async fn commit(
         }
     };
     let stored = signed.as_ref().unwrap_or(m.stored);
-    let message = NewMessage {
-        content: stored.content.clone(),
-        size: stored.size,
-        internal_date: stored.received_at,
-        flags: Flags::empty(),
-        keywords: Vec::new(),
-        headers: header_cache(&stored.head),
-    };
+    let message = stored.new_message();
     let queue = (!m.remote.is_empty()).then(|| NewQueueEntry {
         id: m.id.clone(),
         sender: match m.sender {
