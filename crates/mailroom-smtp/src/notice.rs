@@ -95,7 +95,7 @@ pub(crate) async fn for_outcome(
     };
     let message = StoredMessage { content, size, head, received_at: now }.new_message();
     let submission = match inner.store.resolve_recipient(sender).await? {
-        Resolution::Accounts(accounts) => Submission { message, local: accounts, queue: None },
+        Resolution::Accounts(accounts) => Submission { message, local: accounts, queue: None, sent: None },
         Resolution::NotLocal => Submission {
             message,
             local: Vec::new(),
@@ -106,6 +106,7 @@ pub(crate) async fn for_outcome(
                 created: now,
                 first_attempt: now,
             }),
+            sent: None,
         },
         Resolution::Unknown => {
             info!(queue_id = %entry.id, %sender, "the sender is no longer a local user: no notice");

@@ -143,7 +143,7 @@ pub(crate) async fn commit(
         created: stored.received_at,
         first_attempt: stored.received_at,
     });
-    let submission = Submission { message, local: m.local.to_vec(), queue };
+    let submission = Submission { message, local: m.local.to_vec(), queue, sent: None };
     match policy.outbound.submit(&submission).await {
         Ok(copies) => {
             policy.rate.record(account.id);

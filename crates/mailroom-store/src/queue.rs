@@ -25,6 +25,10 @@ pub struct Submission {
     pub local: Vec<AccountId>,
     /// The remote recipients, when there are any.
     pub queue: Option<NewQueueEntry>,
+    /// The sender's own copy, filed `\Seen` into this mailbox (the
+    /// webmail's Sent) in the same transaction, so "sent" never comes
+    /// without it. Mail clients on port 587 file their own copies.
+    pub sent: Option<mailroom_types::MailboxId>,
 }
 
 /// A message entering the outbound queue.

@@ -52,7 +52,7 @@ async fn queue_one(world: &World) -> QueueId {
         created: now,
         first_attempt: now,
     };
-    world.store.submit(&Submission { message, local: vec![], queue: Some(entry) }).await.unwrap();
+    world.store.submit(&Submission { message, local: vec![], queue: Some(entry), sent: None }).await.unwrap();
     id
 }
 

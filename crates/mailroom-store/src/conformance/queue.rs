@@ -43,18 +43,25 @@ pub async fn queue_submit_and_claim(open: &impl OpenStore) {
     let msg = message(&store, "out and in");
     let id = queue_id(1);
     let t0 = at(2_000_000_000);
+    let sent = store.mailbox(a, "Sent").await.expect("lookup").expect("Sent exists").id;
     let copies = store
         .submit(&Submission {
             message: msg.clone(),
             local: vec![a],
             queue: Some(entry(&id, Some("a@qsubmit.test"), &["x@remote.test", "y@other.test"], t0)),
+            sent: Some(sent),
         })
         .await
         .expect("submit");
-    assert_eq!(copies.len(), 1, "the local copy is delivered");
+    assert_eq!(copies.len(), 2, "the local copy and the sender's own copy are stored");
+    assert_eq!(copies[1].0, sent, "the sender's copy comes last");
 
     let fresh = open.open().await;
     assert_eq!(fresh.messages(inbox(&fresh, a).await.id).await.expect("list").len(), 1);
+    let own = fresh.messages(sent).await.expect("list Sent");
+    assert_eq!(own.len(), 1, "the sender's copy is filed");
+    assert!(own[0].flags.contains(mailroom_types::Flags::SEEN), "and marked seen");
+    assert_eq!(&own[0].blob, msg.content.blob(), "sharing the one blob");
     let listed = fresh.queue_entries(None).await.expect("list queue");
     assert_eq!(listed.len(), 1);
     let e = &listed[0];
@@ -103,6 +110,7 @@ pub async fn queue_reports_and_notices(open: &impl OpenStore) {
             message: msg.clone(),
             local: vec![],
             queue: Some(entry(&id, Some("a@qreport.test"), &recipients, t0)),
+            sent: None,
         })
         .await
         .expect("submit");
@@ -150,7 +158,7 @@ pub async fn queue_reports_and_notices(open: &impl OpenStore) {
             .iter()
             .map(|r| (r.id, RecipientUpdate::Failed { reply: "550 no such user".into() }))
             .collect(),
-        notice: Some(Submission { message: notice.clone(), local: vec![a], queue: None }),
+        notice: Some(Submission { message: notice.clone(), local: vec![a], queue: None, sent: None }),
     };
     store.report_attempt(&report).await.expect("report");
     let fresh = open.open().await;
@@ -178,6 +186,7 @@ pub async fn queue_notice_is_queued(open: &impl OpenStore) {
             message: msg.clone(),
             local: vec![],
             queue: Some(entry(&first, Some("someone@remote.test"), &["gone@other.test"], t0)),
+            sent: None,
         })
         .await
         .expect("submit");
@@ -191,6 +200,7 @@ pub async fn queue_notice_is_queued(open: &impl OpenStore) {
                 message: notice.clone(),
                 local: vec![],
                 queue: Some(entry(&dsn, None, &["someone@remote.test"], t0 + Duration::from_secs(1))),
+                sent: None,
             }),
         })
         .await

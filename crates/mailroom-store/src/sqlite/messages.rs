@@ -264,6 +264,29 @@ pub(crate) fn append(
     message: &NewMessage,
     summary: Option<&[u8]>,
 ) -> Result<(Uid, ModSeq)> {
+    append_as(conn, effects, mailbox, message, Some(summary))
+}
+
+/// [`append`] of a message whose content this transaction has stored
+/// already (another copy of it went in first).
+pub(crate) fn append_copy(
+    conn: &Connection,
+    effects: &mut Effects,
+    mailbox: MailboxId,
+    message: &NewMessage,
+) -> Result<(Uid, ModSeq)> {
+    append_as(conn, effects, mailbox, message, None)
+}
+
+/// Appends a message, storing its content first unless `content` is
+/// `None` (then it is stored already).
+fn append_as(
+    conn: &Connection,
+    effects: &mut Effects,
+    mailbox: MailboxId,
+    message: &NewMessage,
+    content: Option<Option<&[u8]>>,
+) -> Result<(Uid, ModSeq)> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
     let row = conn
         .prepare_cached(
@@ -277,7 +300,9 @@ pub(crate) fn append(
         .db()?;
     let (mailbox, account, uid, modseq) =
         take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    store_content(conn, &message.content, summary)?;
+    if let Some(summary) = content {
+        store_content(conn, &message.content, summary)?;
+    }
     insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
     effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });
     Ok((uid, modseq))

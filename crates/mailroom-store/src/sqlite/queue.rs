@@ -45,14 +45,20 @@ pub(crate) fn submit(
     submission: &Submission,
     summary: Option<&[u8]>,
 ) -> Result<Vec<(MailboxId, Uid)>> {
-    let copies = if submission.local.is_empty() {
-        if submission.queue.is_some() {
+    let mut copies = if submission.local.is_empty() {
+        if submission.queue.is_some() || submission.sent.is_some() {
             messages::store_content(conn, &submission.message.content, summary)?;
         }
         Vec::new()
     } else {
         messages::deliver(conn, effects, &submission.message, summary, &submission.local, None)?
     };
+    if let Some(mailbox) = submission.sent {
+        let mut own = submission.message.clone();
+        own.flags = own.flags | mailroom_types::Flags::SEEN;
+        let (uid, _) = messages::append_copy(conn, effects, mailbox, &own)?;
+        copies.push((mailbox, uid));
+    }
     if let Some(entry) = &submission.queue {
         enqueue(conn, entry, &submission.message)?;
     }
