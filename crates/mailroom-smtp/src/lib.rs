@@ -85,8 +85,8 @@ pub enum Role {
 pub struct SubmissionPolicy {
     /// Checks passwords, throttling failures.
     pub auth: Arc<Authenticator>,
-    /// Each user's sending rate.
-    pub rate: RateLimiter,
+    /// Each user's sending rate, shared with the webmail.
+    pub rate: Arc<RateLimiter>,
     /// Commits accepted mail and wakes the queue runner.
     pub outbound: Outbound<AnyStore>,
     /// Signs each submitted message from a domain with DKIM keys.

@@ -20,6 +20,7 @@ use mailroom_services::tls::ListenerTls;
 use mailroom_smtp::{QueueRunner, Role, SmtpContext, SubmissionPolicy};
 use mailroom_store::{AnyStore, MailStore, StoreOptions};
 use mailroom_types::{Clock, IdGenerator, SystemClock};
+use mailroom_web::WebContext;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::info;
@@ -86,6 +87,10 @@ pub struct Running {
     pub submission: Option<std::net::SocketAddr>,
     /// The address the `submissions` listener (implicit TLS) is bound to.
     pub submissions: Option<std::net::SocketAddr>,
+    /// The address the webmail's `http` listener is bound to.
+    pub http: Option<std::net::SocketAddr>,
+    /// The address the webmail's `https` listener is bound to.
+    pub https: Option<std::net::SocketAddr>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
 }
@@ -152,9 +157,12 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
     // Submission: 587 with STARTTLS, 465 with implicit TLS (RFC 8314); both
     // feed the queue, whose runner delivers to other domains.
     let outbound = Outbound::new(store.clone());
+    // One sending rate per user, whether they send on 587, 465 or the web.
+    let rate =
+        Arc::new(RateLimiter::new(config.submission.rate_limit, config.submission.rate_period.0, Arc::clone(&clock)));
     let policy = Arc::new(SubmissionPolicy {
         auth: Arc::clone(&auth),
-        rate: RateLimiter::new(config.submission.rate_limit, config.submission.rate_period.0, Arc::clone(&clock)),
+        rate: Arc::clone(&rate),
         outbound: outbound.clone(),
         dkim: Arc::clone(&dkim),
     });
@@ -170,6 +178,33 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             *bound = Some(local);
             let ctx = smtp_context(Role::Submission(Arc::clone(&policy)));
             tasks.spawn(mailroom_smtp::serve(listener, ctx, tls, shutdown.clone(), grace));
+        }
+    }
+    let (mut http, mut https) = (None, None);
+    if config.listen.http.is_some() || config.listen.https.is_some() {
+        let app = mailroom_web::App::new(WebContext {
+            hostname: config.hostname.clone(),
+            store: store.clone(),
+            auth: Arc::clone(&auth),
+            clock: Arc::clone(&clock),
+            ids: Arc::clone(&ids),
+            outbound: outbound.clone(),
+            rate,
+            dkim: Arc::clone(&dkim),
+            config: config.web.clone(),
+            max_message_size: config.limits.max_message_size.0,
+        });
+        let plain = ListenerTls::Plain(None);
+        let implicit = ListenerTls::Implicit(acceptor.clone());
+        for (key, addr, tls, bound) in
+            [("http", config.listen.http, plain, &mut http), ("https", config.listen.https, implicit, &mut https)]
+        {
+            if let Some(addr) = addr {
+                let (listener, local) = bind(key, addr).await?;
+                *bound = Some(local);
+                let (app, connections) = (Arc::clone(&app), Arc::clone(&connections));
+                tasks.spawn(mailroom_web::serve(listener, app, connections, tls, shutdown.clone(), grace));
+            }
         }
     }
     let runner =
@@ -227,7 +262,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             }
         }
     }
-    Ok(Running { smtp, pop3, imap, imaps, pop3s, submission, submissions, trigger, tasks })
+    Ok(Running { smtp, pop3, imap, imaps, pop3s, submission, submissions, http, https, trigger, tasks })
 }
 
 /// The resolver delivery uses: `delivery.dns_server`, else the system's.

@@ -299,6 +299,12 @@ async fn serve(config: Arc<Config>, store: AnyStore, clock: Arc<dyn mailroom_typ
     if let Some(addr) = running.submissions {
         println!("submissions listening on {addr}");
     }
+    if let Some(addr) = running.http {
+        println!("webmail listening on http://{addr}/");
+    }
+    if let Some(addr) = running.https {
+        println!("webmail listening on https://{addr}/");
+    }
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}

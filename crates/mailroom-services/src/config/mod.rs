@@ -9,6 +9,7 @@
 mod authentication;
 mod outbound;
 mod units;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Deserialize;
 pub use authentication::AuthenticationConfig;
 pub use outbound::{DeliveryConfig, HostPort, QueueConfig, SmarthostConfig, SubmissionConfig, TlsMode};
 pub use units::{ByteSize, HumanDuration};
+pub use web::WebConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// SPF, DKIM and DMARC checks of mail arriving on the `smtp` listener.
     pub authentication: AuthenticationConfig,
+    /// The webmail's sessions and pages.
+    pub web: WebConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -95,6 +99,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             delivery: DeliveryConfig::default(),
             authentication: AuthenticationConfig::default(),
+            web: WebConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -130,6 +135,13 @@ pub struct ListenConfig {
     /// POP3 over implicit TLS (RFC 8314; production `0.0.0.0:995`).
     #[serde(default)]
     pub pop3s: Option<SocketAddr>,
+    /// Webmail over plain HTTP: for loopback, or behind a TLS proxy.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
+    /// Webmail over HTTPS with the `[tls]` identity (production
+    /// `0.0.0.0:443`).
+    #[serde(default)]
+    pub https: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -142,6 +154,8 @@ impl Default for ListenConfig {
             imap: Some(SocketAddr::from(([127, 0, 0, 1], 1143))),
             imaps: Some(SocketAddr::from(([127, 0, 0, 1], 1993))),
             pop3s: Some(SocketAddr::from(([127, 0, 0, 1], 1995))),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            https: None,
         }
     }
 }
@@ -157,6 +171,8 @@ impl ListenConfig {
             ("imap", self.imap),
             ("imaps", self.imaps),
             ("pop3s", self.pop3s),
+            ("http", self.http),
+            ("https", self.https),
         ]
         .into_iter()
         .filter_map(|(k, a)| a.map(|a| (k, a)))
@@ -296,6 +312,7 @@ impl Config {
             problems.push(format!("hostname: {:?} is not a valid domain name", self.hostname));
         }
         problems.extend(self.authentication.problems());
+        problems.extend(self.web.problems());
         let l = &self.limits;
         let mut at_least = |key: &str, value: u64, min: u64, why: &str| {
             if value < min {

@@ -82,7 +82,7 @@ impl World {
             let auth = Authenticator::new(clock.clone(), Duration::ZERO, Duration::ZERO).unwrap();
             Arc::new(SubmissionPolicy {
                 auth: Arc::new(auth),
-                rate: RateLimiter::new(rate_limit, Duration::from_secs(3600), clock),
+                rate: Arc::new(RateLimiter::new(rate_limit, Duration::from_secs(3600), clock)),
                 outbound: Outbound::new(store),
                 dkim,
             })

@@ -525,6 +525,7 @@ impl InProcess {
         let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let l = &mut config.listen;
         (l.smtp, l.pop3, l.imap, l.imaps, l.pop3s, l.submission, l.submissions) = (any, any, any, any, any, any, any);
+        l.http = any;
         // Nothing here may ask a real resolver: a closed loopback port.
         config.delivery.dns_server = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
         // Nor check senders: delivered copies are compared byte for byte.
@@ -578,6 +579,11 @@ impl InProcess {
         );
         std::fs::write(&path, text).expect("write cli config");
         path
+    }
+
+    /// The bound webmail (plain HTTP) address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.http).expect("http listener bound")
     }
 
     /// The bound submission (STARTTLS) address.
