@@ -286,11 +286,34 @@ async fn deliver_one(
     Ok(())
 }
 
+/// Opens the store in `data_dir` (the server must not be running) and
+/// delivers one more message, `raw`, into alice's INBOX: the newest, as it
+/// arrives after everything [`populate`] stored.
+pub async fn deliver_raw(data_dir: &Path, raw: Vec<u8>, headers: HeaderCache) -> Result<()> {
+    let (store, account) = crate::server::open_recipient(data_dir).await?;
+    let blobs = store.blobs().clone();
+    let ids = IdGenerator::new(SIZE_SEED ^ 1);
+    let (content, size) = tokio::task::spawn_blocking(move || blobs.content(ids.blob_id(SystemTime::now()), raw))
+        .await
+        .context("a blob-writing task panicked")??;
+    let new = NewMessage {
+        content,
+        size,
+        internal_date: SystemTime::now(),
+        flags: Flags::empty(),
+        keywords: Vec::new(),
+        headers,
+    };
+    store.deliver(&new, &[account.id]).await.context("delivery failed")?;
+    Ok(())
+}
+
 /// SplitMix64: a small, deterministic generator (no dependency needed).
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -1,4 +1,5 @@
-//! `mailroom-bench`: how fast Mailroom durably accepts mail over SMTP.
+//! `mailroom-bench`: how fast Mailroom durably accepts mail over SMTP, and
+//! how fast it serves it back (POP3, IMAP, webmail).
 //!
 //! # What is measured, and why
 //!
@@ -59,6 +60,21 @@
 //!   before the server starts, the first access: SELECT, `UID FETCH` of
 //!   FLAGS/RFC822.SIZE/ENVELOPE and of every body, `UID SEARCH` SUBJECT and
 //!   TEXT; and memory per session in IDLE with INBOX selected.
+//! - `webmail` mode (see `webmail.rs`): alice's INBOX is stored directly
+//!   before the server starts (`--messages` messages of mixed sizes, then
+//!   a 100 KiB `text/html` newsletter, the newest), and the webmail is
+//!   served on an ephemeral plain HTTP port. A built-in keep-alive HTTP/1.1
+//!   client (`http.rs`) signs in over `POST /api/session`, then times one
+//!   request at a time, cold and over `--samples` repetitions: the list's
+//!   first page (`GET /mail/ID`, checked for its 50 rows), the
+//!   newsletter's page and its sanitised body, and the JSON list. Then
+//!   `--users` signed-in sessions browse at once for `--duration` seconds
+//!   (list, a random page, a random message, its body if HTML; a random
+//!   think time up to `--think-ms` between requests): requests/s, latency
+//!   percentiles, errors. Latency is the client's over loopback. The
+//!   issue's targets: the first page of a 10,000-message folder in under
+//!   100 ms, a 100 KiB HTML message in under 50 ms, 200 users browsing
+//!   with p99 under 300 ms.
 //!
 //! Meanwhile the server's resident memory is sampled from `/proc/PID/status`
 //! every 20 ms, and its `VmHWM` (the kernel's exact high-water mark) read
@@ -73,6 +89,7 @@
 //! machine, not absolute capacity.
 
 mod client;
+mod http;
 mod imap;
 mod mailbox;
 mod message;
@@ -82,6 +99,7 @@ mod server;
 mod sink;
 mod source;
 mod stats;
+mod webmail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,6 +121,13 @@ const MAX_WINDOW: usize = 1000;
 /// Connections beyond the idle sessions the server must admit: the
 /// measuring session and late closes of the warm-up ones.
 const WARM_UP_ROOM: usize = 64;
+/// The most requests of one kind the `webmail` mode times one at a time.
+const MAX_SAMPLES: usize = 100_000;
+/// The most webmail users browsing at once (each signs in with a password
+/// hash and holds a connection).
+const MAX_USERS: usize = 5000;
+/// The longest think time between a browsing user's requests.
+const MAX_THINK_MS: u64 = 60_000;
 use crate::server::{BenchServer, RssSampler, ServerSetup};
 use crate::stats::{Latency, RunReport};
 
@@ -131,6 +156,10 @@ enum Mode {
     /// Submit mail for a remote domain (STARTTLS, AUTH) and time its relay
     /// to Postfix's smtp-sink until the queue is empty.
     Outbound(OutboundArgs),
+    /// Browse a large INBOX in the webmail: the list's first page and a
+    /// 100 KiB HTML message one request at a time, then many signed-in
+    /// users at once.
+    Webmail(WebmailArgs),
 }
 
 /// Options of both modes.
@@ -253,6 +282,36 @@ struct ImapArgs {
     run: RunArgs,
 }
 
+/// Options of the `webmail` mode.
+#[derive(Args, Clone)]
+struct WebmailArgs {
+    /// Messages in alice's INBOX, stored before the server starts (the
+    /// HTML newsletter comes on top).
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Their total size, spread log-normally over 2 KiB to 2 MiB per
+    /// message: octets, or with k/m suffixes (binary: 100MB is 100 MiB).
+    /// The list reads headers only, so this mostly costs storing time.
+    #[arg(long, default_value = "100MB", value_parser = message::parse_size)]
+    total_size: usize,
+    /// Requests of each kind timed one at a time, after the cold one.
+    #[arg(long, default_value_t = 50)]
+    samples: usize,
+    /// Signed-in users browsing at once, each on its own connection (0:
+    /// skip).
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Seconds the users browse.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    duration: u64,
+    /// The longest think time between a user's requests, in ms (uniform
+    /// from 0; 0: none, a closed loop).
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    think_ms: u64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -277,6 +336,7 @@ async fn run(cli: Cli) -> Result<()> {
         Mode::Pop3(args) => return pop3_runs(args).await,
         Mode::Imap(args) => return imap_runs(args).await,
         Mode::Outbound(args) => return outbound_runs(args).await,
+        Mode::Webmail(args) => return webmail_runs(args).await,
         Mode::Smtp(common) => (common, None),
         Mode::SmtpSource(args) => {
             let binary = source::locate(args.smtp_source.as_deref())?;
@@ -305,6 +365,7 @@ async fn run(cli: Cli) -> Result<()> {
         pop3: false,
         imap: false,
         submission: false,
+        http: false,
         extra_config: String::new(),
     };
 
@@ -384,6 +445,7 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         pop3: true,
         imap: false,
         submission: false,
+        http: false,
         extra_config: String::new(),
     };
     let options = pop3::Options {
@@ -441,6 +503,7 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
         pop3: false,
         imap: true,
         submission: false,
+        http: false,
         extra_config: String::new(),
     };
     let options = imap::Options {
@@ -488,6 +551,7 @@ async fn outbound_runs(args: OutboundArgs) -> Result<()> {
         pop3: false,
         imap: false,
         submission: true,
+        http: false,
         extra_config: String::new(),
     };
     let options = outbound::Options {
@@ -518,6 +582,71 @@ async fn outbound_runs(args: OutboundArgs) -> Result<()> {
     outbound::print_summary(&reports);
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+/// Every run of the `webmail` mode, then the summary.
+async fn webmail_runs(args: WebmailArgs) -> Result<()> {
+    ensure!((1..=MAX_POP3_MESSAGES).contains(&args.messages), "--messages must be 1..={MAX_POP3_MESSAGES}");
+    ensure!((1..=MAX_SAMPLES).contains(&args.samples), "--samples must be 1..={MAX_SAMPLES}");
+    ensure!(args.users <= MAX_USERS, "--users must be 0..={MAX_USERS}");
+    ensure!(args.think_ms <= MAX_THINK_MS, "--think-ms must be 0..={MAX_THINK_MS}");
+    ensure!((1..=MAX_RUNS).contains(&args.run.runs), "--runs must be 1..={MAX_RUNS}");
+    ensure!(args.duration > 0, "--duration must be positive");
+    ensure!(args.run.timeout > args.duration, "--timeout must exceed --duration");
+    let sizes = mailbox::sizes(args.messages, args.total_size)?;
+    let binary = server_binary(
+        args.run.server.as_deref(),
+        format!(
+            "mailroom-bench webmail: {} messages, {} octets in total ({:.1} MB) and a {} KiB HTML message, \
+             {} samples, {} users for {} s with 0-{} ms think time, {} run(s)",
+            args.messages,
+            args.total_size,
+            args.total_size as f64 / 1e6,
+            webmail::NEWSLETTER_SIZE / 1024,
+            args.samples,
+            args.users,
+            args.duration,
+            args.think_ms,
+            args.run.runs
+        ),
+    )?;
+    let setup = ServerSetup {
+        binary,
+        parent_dir: args.run.dir.clone(),
+        connections: args.users + WARM_UP_ROOM,
+        message_size: mailbox::MAX_MESSAGE,
+        pop3: false,
+        imap: false,
+        submission: false,
+        http: true,
+        extra_config: String::new(),
+    };
+    let options = webmail::Options {
+        samples: args.samples,
+        users: args.users,
+        duration: Duration::from_secs(args.duration),
+        think_ms: args.think_ms,
+        limit: Duration::from_secs(args.run.timeout),
+    };
+    let mut reports = Vec::with_capacity(args.run.runs);
+    // As in the other modes, every run's directory is kept until the end.
+    let mut kept = Vec::with_capacity(args.run.runs);
+    for run in 1..=args.run.runs {
+        let (report, server) = webmail::run(&setup, &options, &sizes, run).await?;
+        kept.push(server);
+        report.print(run, args.run.runs);
+        reports.push(report);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    webmail::print_summary(&reports);
+    let errors: u64 = reports.iter().map(|r| r.browse.errors).sum();
+    if errors > 0 {
+        bail!("{errors} webmail request(s) failed while browsing; see the first error of each run above");
     }
     Ok(())
 }

@@ -102,6 +102,9 @@ pub struct ServerSetup {
     /// Whether to listen for submission too (and wait for its listening
     /// line).
     pub submission: bool,
+    /// Whether to serve the webmail over plain HTTP too (and wait for its
+    /// `webmail listening on http://ADDR/` line).
+    pub http: bool,
     /// TOML appended to the generated configuration (tables of its own,
     /// such as `[submission]` or `[delivery.routes]`).
     pub extra_config: String,
@@ -117,6 +120,7 @@ pub struct Prepared {
     pop3: bool,
     imap: bool,
     submission: bool,
+    http: bool,
     dir: TempDir,
 }
 
@@ -140,6 +144,7 @@ pub struct BenchServer {
     pop3_addr: Option<SocketAddr>,
     imap_addr: Option<SocketAddr>,
     submission_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     /// What [`BenchServer::restart`] needs to start the same server again.
     binary: PathBuf,
     config: PathBuf,
@@ -214,6 +219,7 @@ impl BenchServer {
             pop3: setup.pop3,
             imap: setup.imap,
             submission: setup.submission,
+            http: setup.http,
             dir,
         })
     }
@@ -221,7 +227,7 @@ impl BenchServer {
     /// Starts `serve` on a prepared directory and waits for its listening
     /// lines.
     pub fn launch(prepared: Prepared) -> Result<BenchServer> {
-        let Prepared { binary, config, data_dir, pop3, imap, submission, dir } = prepared;
+        let Prepared { binary, config, data_dir, pop3, imap, submission, http, dir } = prepared;
         let stderr_log = dir.path().join("server.stderr");
         let (child, rx) = spawn_serve(&binary, &config, &stderr_log)?;
         let mut wanted = vec!["smtp"];
@@ -234,12 +240,16 @@ impl BenchServer {
         if submission {
             wanted.push("submission");
         }
+        if http {
+            wanted.push("http");
+        }
         let mut server = BenchServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             pop3_addr: None,
             imap_addr: None,
             submission_addr: None,
+            http_addr: None,
             binary,
             config,
             wanted,
@@ -294,6 +304,7 @@ impl BenchServer {
                 "pop3" => self.pop3_addr = Some(addr),
                 "imap" => self.imap_addr = Some(addr),
                 "submission" => self.submission_addr = Some(addr),
+                "http" => self.http_addr = Some(addr),
                 _ => self.addr = addr,
             }
             missing.retain(|m| *m != proto);
@@ -309,6 +320,11 @@ impl BenchServer {
     /// The submission listener's address, when submission was configured.
     pub fn submission_addr(&self) -> Option<SocketAddr> {
         self.submission_addr
+    }
+
+    /// The webmail's plain HTTP listener's address, when configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The self-signed certificate the server generated on its first start
@@ -426,12 +442,16 @@ fn listeners(setup: &ServerSetup) -> String {
     if setup.submission {
         lines.push_str("submission = \"127.0.0.1:0\"\n");
     }
+    if setup.http {
+        lines.push_str("http = \"127.0.0.1:0\"\n");
+    }
     lines
 }
 
 /// Starts `binary serve`, its stderr appended to `stderr_log` (so that a
 /// restart keeps what the earlier process logged); the receiver gets each
-/// `PROTO listening on ADDR` line it prints.
+/// `PROTO listening on ADDR` line it prints (for the webmail's
+/// `webmail listening on http://ADDR/`, as `("http", ADDR)`).
 fn spawn_serve(
     binary: &Path,
     config: &Path,
@@ -462,6 +482,9 @@ fn spawn_serve(
                 if let Some(addr) = line.strip_prefix(proto).and_then(|l| l.strip_prefix(" listening on ")) {
                     let _ = tx.send((proto, addr.to_string()));
                 }
+            }
+            if let Some(addr) = line.strip_prefix("webmail listening on http://") {
+                let _ = tx.send(("http", addr.trim_end_matches('/').to_string()));
             }
         }
     });
