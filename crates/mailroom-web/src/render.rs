@@ -167,6 +167,10 @@ pub fn part_by_cid(raw: &[u8], cid: &str) -> Option<Part> {
 /// source is removed, so opening a message tells no tracker that it was
 /// read. A message without HTML gets its text body, escaped, with http(s)
 /// URLs as links.
+///
+/// The page serves this with a Content-Security-Policy that forbids
+/// scripts and remote loads; that is a second wall, not the first: the
+/// document is safe without it.
 pub fn body_document(raw: &[u8], allow_remote_images: bool, cid_url: &dyn Fn(&str) -> String) -> String {
     let body = mime::parse(raw).map(|msg| body_html(&msg, allow_remote_images, cid_url)).unwrap_or_default();
     format!(

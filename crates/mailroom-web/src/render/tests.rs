@@ -215,6 +215,8 @@ fn style_attributes_keep_only_safe_declarations() {
         "color: red /* comment */",
         "width: image-set(\"x.png\" 1x)",
         "width: var(--x)",
+        "color: red; background: &#117;rl(https://tracker.test/x)",
+        "color: expr&#x65;ssion(alert(1))",
     ] {
         let out = sanitized(&format!("<p style=\"{bad}\">x</p>"));
         assert_absent(&out, &["url", "expression", "import", "javascript", "behavior", "binding", "position", "\\"]);
