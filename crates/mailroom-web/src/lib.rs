@@ -2,3 +2,4 @@
 //! same submission path port 587 feeds. Pages are rendered on the server
 //! (they work without JavaScript); a JSON API under `/api/` offers the same
 //! operations to scripts.
+pub mod compose;
