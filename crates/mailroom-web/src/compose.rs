@@ -85,6 +85,12 @@ pub enum ComposeError {
     /// To, Cc and Bcc are all empty.
     #[error("no recipients")]
     NoRecipients,
+    /// The Message-ID passed in cannot be written as an RFC 5322 §3.6.4
+    /// `msg-id` (empty, or with spaces, controls or brackets inside). This
+    /// is the caller's bug; without the check mail-builder would silently
+    /// invent an ID of its own.
+    #[error("unusable Message-ID: {0:?}")]
+    BadMessageId(String),
     /// The built message is larger than the submission limit.
     #[error("message larger than {limit} bytes")]
     TooLarge {
@@ -147,7 +153,8 @@ pub enum ReplyKind {
 ///
 /// Fails with [`ComposeError::NoRecipients`] when To, Cc and Bcc are all
 /// empty, [`ComposeError::BadAddress`] on the first invalid entry, and
-/// [`ComposeError::TooLarge`] when the message exceeds `max_size` bytes.
+/// [`ComposeError::TooLarge`] when the message exceeds `max_size` bytes,
+/// and [`ComposeError::BadMessageId`] when `message_id` is unusable.
 pub fn build(
     sender: &Sender,
     draft: &Draft,
@@ -172,7 +179,7 @@ pub fn build(
     if !cc.is_empty() {
         headers.push(("Cc", address_header(&cc)));
     }
-    let bytes = assemble(headers, draft, uploads, date, message_id);
+    let bytes = assemble(headers, draft, uploads, date, message_id)?;
     check_size(bytes, max_size).map(|bytes| Built { bytes, recipients })
 }
 
@@ -182,7 +189,7 @@ pub fn build(
 /// not parse is kept as typed (as unstructured text), so [`resume`] gives
 /// the user back what they wrote. Bcc is kept as a header, since a draft is
 /// never transmitted and must resume whole. Only [`ComposeError::TooLarge`]
-/// can fail it.
+/// (and a bad `message_id`) can fail it.
 pub fn build_draft(
     sender: &Sender,
     draft: &Draft,
@@ -200,7 +207,7 @@ pub fn build_draft(
             Err(_) => headers.push((name, Text::new(one_line(typed).trim().to_string()).into())),
         }
     }
-    check_size(assemble(headers, draft, uploads, date, message_id), max_size)
+    check_size(assemble(headers, draft, uploads, date, message_id)?, max_size)
 }
 
 fn sender_recipient(sender: &Sender) -> Recipient {
@@ -215,7 +222,8 @@ fn assemble(
     uploads: &[Upload],
     date: i64,
     message_id: &str,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, ComposeError> {
+    let id = clean_id(message_id).ok_or_else(|| ComposeError::BadMessageId(message_id.to_string()))?;
     let mut message = MessageBuilder::new();
     for (name, value) in addresses {
         message = message.header(name, value);
@@ -225,9 +233,7 @@ fn assemble(
         message = message.subject(subject.trim().to_string());
     }
     message = message.header("Date", Raw::new(mailroom_types::time::rfc5322(system_time(date))));
-    if let Some(id) = clean_id(message_id) {
-        message = message.message_id(id);
-    }
+    message = message.message_id(id);
     if let Some(id) = draft.in_reply_to.as_deref().and_then(clean_id) {
         message = message.in_reply_to(id);
     }
@@ -247,16 +253,14 @@ fn assemble(
     };
     let mut bytes = Vec::new();
     message.body(body).serialize(&mut bytes);
-    bytes
+    Ok(bytes)
 }
 
 /// The header value for a list of recipients; mail-builder quotes names
 /// with specials and encodes non-ASCII names (RFC 2047 §5 (3)).
 fn address_header(list: &[Recipient]) -> HeaderType<'static> {
-    let entries: Vec<MimeAddress<'static>> = list
-        .iter()
-        .map(|r| MimeAddress::new_address(r.name.as_deref().map(one_line), r.address.to_string()))
-        .collect();
+    let entries: Vec<MimeAddress<'static>> =
+        list.iter().map(|r| MimeAddress::new_address(r.name.as_deref().map(one_line), r.address.to_string())).collect();
     match <[MimeAddress; 1]>::try_from(entries) {
         Ok([single]) => single.into(),
         Err(entries) => MimeAddress::new_list(entries).into(),
@@ -325,9 +329,7 @@ fn crlf(body: &str) -> String {
 /// `application/octet-stream`; parameters are dropped.
 fn clean_content_type(ct: &str) -> String {
     let ct = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    let token = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c))
-    };
+    let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(c));
     match ct.split_once('/') {
         Some((t, sub)) if token(t) && token(sub) && !t.starts_with("multipart") => ct,
         _ => "application/octet-stream".to_string(),

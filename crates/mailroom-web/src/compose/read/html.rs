@@ -210,10 +210,7 @@ mod tests {
             <p>Hello&nbsp;<b>Alice</b>,</p><p>Line one<br>Line   two</p>\
             <script>alert('x')</script><!-- note --><div>Fish &amp; chips &lt;3 &#233;&#x263A;</div>\
             <ul><li>one</li><li>two</li></ul></body></html>";
-        assert_eq!(
-            to_text(html),
-            "Hello Alice,\n\nLine one\nLine two\n\nFish & chips <3 é\u{263A}\n\none\ntwo"
-        );
+        assert_eq!(to_text(html), "Hello Alice,\n\nLine one\nLine two\n\nFish & chips <3 é\u{263A}\n\none\ntwo");
     }
 
     #[test]
