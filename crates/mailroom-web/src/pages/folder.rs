@@ -111,34 +111,38 @@ fn list_content(
                 button type="submit" name="op" value="delete" { "Delete" }
                 (move_select(folders, mailbox.id.0))
             }
-            @if listed.rows.is_empty() {
-                p.empty { @if query.is_empty() { "No messages." } @else { "No message matches." } }
-            } @else {
-                table #messages {
-                    caption.visually-hidden { "Messages, newest first" }
-                    thead { tr {
-                        th scope="col" { input #all type="checkbox" aria-label="Select all"; }
-                        th scope="col" { span.visually-hidden { "Marks" } }
-                        th scope="col" { @if outgoing { "To" } @else { "From" } }
-                        th scope="col" { "Subject" }
-                        th scope="col" { "Date" }
-                        th scope="col" { "Size" }
-                    } }
-                    tbody {
-                        @for row in &listed.rows {
-                            @let href = if r == Some("drafts") { format!("/compose?draft={}:{}", mailbox.id.0, row.uid) } else { format!("{base}/{}", row.uid) };
-                            tr.unread[!row.seen] data-uid=(row.uid) {
-                                td { input type="checkbox" name="uid" value=(row.uid) aria-label={ "Select " (row.subject) }; }
-                                td.marks {
-                                    @if row.flagged { span.flag title="Flagged" aria-label="Flagged" { "★" } }
-                                    @if row.answered { span title="Answered" aria-label="Answered" { "↩" } }
-                                    @if row.attachment { span.clip title="Has attachments" aria-label="Has attachments" { "📎" } }
-                                    @if !row.seen { span.visually-hidden { "Unread" } }
+            // One element whether or not there are rows, so a live update
+            // can swap an empty folder for a full one and back.
+            div #rows {
+                @if listed.rows.is_empty() {
+                    p.empty { @if query.is_empty() { "No messages." } @else { "No message matches." } }
+                } @else {
+                    table #messages {
+                        caption.visually-hidden { "Messages, newest first" }
+                        thead { tr {
+                            th scope="col" { input #all type="checkbox" aria-label="Select all"; }
+                            th scope="col" { span.visually-hidden { "Marks" } }
+                            th scope="col" { @if outgoing { "To" } @else { "From" } }
+                            th scope="col" { "Subject" }
+                            th scope="col" { "Date" }
+                            th scope="col" { "Size" }
+                        } }
+                        tbody {
+                            @for row in &listed.rows {
+                                @let href = if r == Some("drafts") { format!("/compose?draft={}:{}", mailbox.id.0, row.uid) } else { format!("{base}/{}", row.uid) };
+                                tr.unread[!row.seen] data-uid=(row.uid) {
+                                    td { input type="checkbox" name="uid" value=(row.uid) aria-label={ "Select " (row.subject) }; }
+                                    td.marks {
+                                        @if row.flagged { span.flag title="Flagged" aria-label="Flagged" { "★" } }
+                                        @if row.answered { span title="Answered" aria-label="Answered" { "↩" } }
+                                        @if row.attachment { span.clip title="Has attachments" aria-label="Has attachments" { "📎" } }
+                                        @if !row.seen { span.visually-hidden { "Unread" } }
+                                    }
+                                    td.from { @if outgoing { (row.to) } @else { span title=(row.from_address) { (row.from) } } }
+                                    td.subject { a href=(href) { @if row.subject.is_empty() { "(no subject)" } @else { (row.subject) } } }
+                                    td.date { (date(row.date)) }
+                                    td.size { (size(row.size)) }
                                 }
-                                td.from { @if outgoing { (row.to) } @else { span title=(row.from_address) { (row.from) } } }
-                                td.subject { a href=(href) { @if row.subject.is_empty() { "(no subject)" } @else { (row.subject) } } }
-                                td.date { (date(row.date)) }
-                                td.size { (size(row.size)) }
                             }
                         }
                     }
