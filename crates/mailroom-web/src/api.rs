@@ -60,6 +60,21 @@ pub fn error_response(e: &WebError) -> Response {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A JSON body; one that does not parse is a 422 with the JSON error
+/// every other failure has.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body<T>, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError(WebError::Invalid(rejection.body_text()))),
+        }
+    }
+}
+
 /// Checks the `X-CSRF-Token` header of a state-changing request.
 fn csrf(user: &User, headers: &HeaderMap) -> Result<(), WebError> {
     user.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))
@@ -83,7 +98,7 @@ struct Credentials {
 
 /// Signs in; a cross-site page cannot send JSON without a CORS preflight,
 /// which this server never grants, and the origin was checked already.
-async fn sign_in(State(app): State<Arc<App>>, peer: Peer, Json(c): Json<Credentials>) -> ApiResult<Response> {
+async fn sign_in(State(app): State<Arc<App>>, peer: Peer, Body(c): Body<Credentials>) -> ApiResult<Response> {
     let token = app.sign_in(peer, &c.address, &c.password).await.map_err(|e| match e {
         WebError::SignedOut => WebError::Invalid("wrong address or password".into()),
         other => other,
@@ -116,7 +131,7 @@ async fn create_folder(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(f): Json<FolderName>,
+    Body(f): Body<FolderName>,
 ) -> ApiResult<Response> {
     csrf(&user, &headers)?;
     let m = app.create_folder(user.session.account, &f.name).await?;
@@ -128,7 +143,7 @@ async fn rename_folder(
     user: User,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Json(f): Json<FolderName>,
+    Body(f): Body<FolderName>,
 ) -> ApiResult<StatusCode> {
     csrf(&user, &headers)?;
     app.rename_folder(user.session.account, id, &f.name).await?;
@@ -180,7 +195,7 @@ async fn act(
     user: User,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Json(a): Json<Action>,
+    Body(a): Body<Action>,
 ) -> ApiResult<Json<serde_json::Value>> {
     csrf(&user, &headers)?;
     let uids: Vec<String> = a.uids.iter().map(u32::to_string).collect();
@@ -312,7 +327,7 @@ async fn send(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(c): Json<ComposeJson>,
+    Body(c): Body<ComposeJson>,
 ) -> ApiResult<Json<serde_json::Value>> {
     csrf(&user, &headers)?;
     let sent = app.send(&user, c.outgoing()?).await?;
@@ -323,7 +338,7 @@ async fn save_draft(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(c): Json<ComposeJson>,
+    Body(c): Body<ComposeJson>,
 ) -> ApiResult<Response> {
     csrf(&user, &headers)?;
     let (folder, uid) = app.save_draft(&user, c.outgoing()?).await?;

@@ -33,7 +33,8 @@ async fn world() -> World {
     for user in ["alice", "bob"] {
         admin.add_user(&format!("{user}@example.test"), &Secret::new(format!("pw-{user}"))).await.unwrap();
     }
-    let auth = Arc::new(Authenticator::new(Arc::clone(&clock), Duration::from_millis(200), Duration::from_secs(2)).unwrap());
+    let auth =
+        Arc::new(Authenticator::new(Arc::clone(&clock), Duration::from_millis(200), Duration::from_secs(2)).unwrap());
     let app = App::new(WebContext {
         hostname: "mail.example.test".into(),
         store: store.clone(),
@@ -57,7 +58,14 @@ struct Client {
 }
 
 impl World {
-    async fn call(&self, method: Method, path: &str, client: Option<&Client>, body: Option<Value>, csrf: bool) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        client: Option<&Client>,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(c) = client {
             req = req.header(header::COOKIE, &c.cookie);
@@ -79,7 +87,9 @@ impl World {
     async fn sign_in(&self, user: &str) -> Client {
         let req = Request::post("/api/session")
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({"address": format!("{user}@example.test"), "password": format!("pw-{user}")}).to_string()))
+            .body(Body::from(
+                json!({"address": format!("{user}@example.test"), "password": format!("pw-{user}")}).to_string(),
+            ))
             .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
@@ -99,7 +109,9 @@ impl World {
     async fn deliver(&self, user: &str, raw: &str) {
         let address = mailroom_types::Address::parse(&format!("{user}@example.test")).unwrap();
         let account = self.store.account(&address).await.unwrap().unwrap();
-        let id = IdGenerator::new(9).blob_id(std::time::SystemTime::now());
+        static SALT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
+        let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = IdGenerator::new(salt).blob_id(std::time::SystemTime::now());
         let message = NewMessage {
             content: NewContent::inline(id, raw.as_bytes().to_vec()).unwrap(),
             size: raw.len() as u64,
@@ -118,12 +130,26 @@ async fn signed_out_requests_get_401_and_a_wrong_password_422() {
     let (status, body) = w.call(Method::GET, "/api/folders", None, None, false).await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"error": "please sign in"})));
     let started = std::time::Instant::now();
-    let (status, body) =
-        w.call(Method::POST, "/api/session", None, Some(json!({"address": "alice@example.test", "password": "nope"})), false).await;
+    let (status, body) = w
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"address": "alice@example.test", "password": "nope"})),
+            false,
+        )
+        .await;
     assert_eq!((status, body), (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "wrong address or password"})));
     assert!(started.elapsed() >= Duration::from_millis(200), "a failure waits out its delay");
-    let (status, _) =
-        w.call(Method::POST, "/api/session", None, Some(json!({"address": "nobody@example.test", "password": "x"})), false).await;
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"address": "nobody@example.test", "password": "x"})),
+            false,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no user enumeration: the same answer");
 }
 
@@ -145,7 +171,8 @@ async fn state_changes_need_the_csrf_token_and_our_origin() {
         .body(Body::from(r#"{"name":"X"}"#))
         .unwrap();
     assert_eq!(w.router.clone().oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN, "another site's page");
-    let (status, v) = w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Projects/2026"})), true).await;
+    let (status, v) =
+        w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Projects/2026"})), true).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v["name"], "Projects/2026");
     // Signing out ends the session on the server.
@@ -169,7 +196,8 @@ async fn folders_are_listed_created_renamed_and_deleted() {
     let id = created["id"].as_i64().unwrap();
     let (status, v) = w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Work"})), true).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (status, _) = w.call(Method::PATCH, &format!("/api/folders/{id}"), Some(&alice), Some(json!({"name": "Job"})), true).await;
+    let (status, _) =
+        w.call(Method::PATCH, &format!("/api/folders/{id}"), Some(&alice), Some(json!({"name": "Job"})), true).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let inbox = w.inbox_id(&alice).await;
     let (status, v) = w.call(Method::DELETE, &format!("/api/folders/{inbox}"), Some(&alice), None, true).await;
@@ -179,7 +207,8 @@ async fn folders_are_listed_created_renamed_and_deleted() {
     // Another user's folder does not exist for alice.
     let bob = w.sign_in("bob").await;
     let bob_inbox = w.inbox_id(&bob).await;
-    let (status, _) = w.call(Method::GET, &format!("/api/folders/{bob_inbox}/messages"), Some(&alice), None, false).await;
+    let (status, _) =
+        w.call(Method::GET, &format!("/api/folders/{bob_inbox}/messages"), Some(&alice), None, false).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -187,7 +216,10 @@ async fn folders_are_listed_created_renamed_and_deleted() {
 async fn lists_page_newest_first_and_search_and_actions_apply() {
     let w = world().await;
     for i in 1..=3 {
-        let raw = format!("From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: note {i}\r\n\r\nbody {}\r\n", if i == 2 { "pineapple" } else { "plain" });
+        let raw = format!(
+            "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: note {i}\r\n\r\nbody {}\r\n",
+            if i == 2 { "pineapple" } else { "plain" }
+        );
         w.deliver("alice", &raw).await;
     }
     let alice = w.sign_in("alice").await;
@@ -199,10 +231,14 @@ async fn lists_page_newest_first_and_search_and_actions_apply() {
     assert_eq!((v["page"].as_u64(), v["pages"].as_u64(), v["total"].as_u64()), (Some(1), Some(1), Some(3)));
     assert_eq!(v["rows"][0]["from"], "Bob");
     assert_eq!(v["rows"][0]["seen"], false);
-    let (_, v) = w.call(Method::GET, &format!("/api/folders/{inbox}/messages?q=PineApple&in=body"), Some(&alice), None, false).await;
+    let (_, v) = w
+        .call(Method::GET, &format!("/api/folders/{inbox}/messages?q=PineApple&in=body"), Some(&alice), None, false)
+        .await;
     assert_eq!(v["rows"].as_array().unwrap().len(), 1);
     assert_eq!(v["rows"][0]["subject"], "note 2");
-    let (_, v) = w.call(Method::GET, &format!("/api/folders/{inbox}/messages?q=note%201&in=subject"), Some(&alice), None, false).await;
+    let (_, v) = w
+        .call(Method::GET, &format!("/api/folders/{inbox}/messages?q=note%201&in=subject"), Some(&alice), None, false)
+        .await;
     assert_eq!(v["total"], 1);
 
     let act = |op: &str, uids: Vec<u32>| json!({"op": op, "uids": uids});
