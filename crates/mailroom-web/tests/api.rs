@@ -46,6 +46,7 @@ async fn world() -> World {
         dkim: Arc::new(DkimKeys::empty()),
         config: WebConfig::default(),
         max_message_size: 1024 * 1024,
+        shutdown: mailroom_services::net::Shutdown::new().1,
     });
     let router = app.router();
     World { _dir: dir, store, router }
