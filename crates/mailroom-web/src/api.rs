@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::compose::Draft;
 use crate::guard::{User, session_cookie};
-use crate::listing::Field;
+use crate::listing::ListQuery;
 use crate::render;
 use crate::sending::Outgoing;
 use crate::serve::Peer;
@@ -161,16 +161,6 @@ async fn delete_folder(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    page: Option<usize>,
-    #[serde(default)]
-    q: Option<String>,
-    #[serde(default, rename = "in")]
-    field: Option<Field>,
-}
-
 async fn list(
     State(app): State<Arc<App>>,
     user: User,
@@ -178,8 +168,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<crate::listing::Page>> {
     let mailbox = app.mailbox(user.session.account, id).await?;
-    let query = q.q.as_deref().map(|text| (text, q.field.unwrap_or_default()));
-    Ok(Json(app.page(&mailbox, q.page.unwrap_or(1), query).await?))
+    Ok(Json(app.page(&mailbox, q.page.unwrap_or(1), q.search()).await?))
 }
 
 #[derive(Deserialize)]
@@ -345,28 +334,12 @@ async fn save_draft(
     Ok((StatusCode::CREATED, Json(json!({ "folder": folder, "uid": uid }))).into_response())
 }
 
-/// Standard base64 with or without padding; whitespace is skipped.
+/// Standard base64 (RFC 4648 §4), padded or not; whitespace is skipped
+/// and anything else outside the alphabet refuses the whole value.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let text: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let valid = text.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    valid.then(|| mail_parser::decoders::base64::base64_decode(&text)).flatten()
 }
 
 #[cfg(test)]
