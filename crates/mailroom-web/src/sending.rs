@@ -41,6 +41,9 @@ pub struct Sent {
     pub remote: usize,
 }
 
+/// `compose::build` or `compose::build_draft`.
+type Builder<T> = fn(&Sender, &Draft, &[Upload], i64, &str, u64) -> Result<T, compose::ComposeError>;
+
 impl App {
     /// Sends a composed message for the signed-in user.
     pub async fn send(&self, user: &User, out: Outgoing) -> Result<Sent, WebError> {
@@ -111,7 +114,7 @@ impl App {
         out: &Outgoing,
         uploads: &[Upload],
         now: std::time::SystemTime,
-        build: fn(&Sender, &Draft, &[Upload], i64, &str, u64) -> Result<T, compose::ComposeError>,
+        build: Builder<T>,
     ) -> Result<(mailroom_types::QueueId, T), WebError> {
         let id = self.ids.queue_id(now);
         let sender = Sender { name: None, address: user.session.address.clone() };
