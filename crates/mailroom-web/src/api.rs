@@ -334,12 +334,16 @@ async fn save_draft(
     Ok((StatusCode::CREATED, Json(json!({ "folder": folder, "uid": uid }))).into_response())
 }
 
-/// Standard base64 (RFC 4648 §4), padded or not; whitespace is skipped
-/// and anything else outside the alphabet refuses the whole value.
+/// Standard base64 (RFC 4648 §4), padded or not; whitespace is skipped.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
     let text: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let valid = text.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-    valid.then(|| mail_parser::decoders::base64::base64_decode(&text)).flatten()
+    let engine = base64::engine::general_purpose::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::general_purpose::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(text).ok()
 }
 
 #[cfg(test)]

@@ -32,7 +32,6 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/mail/{id}/{uid}", get(read::view).post(read::act))
         .route("/mail/{id}/{uid}/body", get(read::body))
         .route("/mail/{id}/{uid}/part/{part}", get(read::part))
-        .route("/mail/{id}/{uid}/cid/{cid}", get(read::cid))
         .route("/mail/{id}/{uid}/raw", get(read::raw))
         .route("/compose", get(write::form).post(write::submit))
 }

@@ -199,8 +199,7 @@ pub(super) async fn body(
     let images = q.images == Some(1);
     let variant = if images { "body+images" } else { "body" };
     immutable(&app, &user, (id, uid), variant, &headers, |raw| {
-        let base = format!("/mail/{id}/{uid}/cid/");
-        let document = render::body_document(&raw, images, &|cid| format!("{base}{}", encode_segment(cid)));
+        let document = render::body_document(&raw, images, &|cid| data_url(&raw, cid));
         let mut r = document.into_response();
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -209,6 +208,20 @@ pub(super) async fn body(
         Some(r)
     })
     .await
+}
+
+/// An inline image as a `data:` URL inside the body document: the
+/// sandboxed frame has no origin, so a browser would send its requests
+/// without the SameSite=Strict session cookie.
+fn data_url(raw: &[u8], cid: &str) -> String {
+    use base64::Engine;
+    match render::part_by_cid(raw, cid) {
+        Some(p) => {
+            let kind = p.content_type.split(';').next().unwrap_or("image/png").trim();
+            format!("data:{kind};base64,{}", base64::engine::general_purpose::STANDARD.encode(&p.bytes))
+        }
+        None => String::new(),
+    }
 }
 
 /// An attachment, downloaded as the file it was.
@@ -220,19 +233,6 @@ pub(super) async fn part(
 ) -> Result<Response, PageError> {
     immutable(&app, &user, (id, uid), &format!("part-{part}"), &headers, |raw| {
         render::part(&raw, &part).map(|p| file_response(p, true))
-    })
-    .await
-}
-
-/// An inline image the HTML body refers to by `cid:`.
-pub(super) async fn cid(
-    State(app): State<Arc<App>>,
-    user: User,
-    Path((id, uid, cid)): Path<(i64, u32, String)>,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
-    immutable(&app, &user, (id, uid), &format!("cid-{cid}"), &headers, |raw| {
-        render::part_by_cid(&raw, &cid).map(|p| file_response(p, false))
     })
     .await
 }
@@ -277,6 +277,16 @@ fn disposition(kind: &str, filename: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inline_images_travel_inside_the_body_document() {
+        let raw = b"From: a@example.test\r\nSubject: logo\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>Hi <img src=\"cid:logo@x\"></p>\r\n\
+--b\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
+        let doc = crate::render::body_document(raw, false, &|cid| super::data_url(raw, cid));
+        assert!(doc.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""), "{doc}");
+        assert_eq!(super::data_url(raw, "missing@x"), "");
+    }
+
     #[test]
     fn dispositions_name_the_file_twice() {
         assert_eq!(
