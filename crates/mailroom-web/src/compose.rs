@@ -43,6 +43,7 @@ pub use recipients::parse_recipients;
 /// trip through the form and the Drafts folder; they are validated only when
 /// the message is sent ([`build`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Draft {
     /// Comma-separated address list as typed: `Bob <bob@example.test>, carol@x.test`.
     pub to: String,

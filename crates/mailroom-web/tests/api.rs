@@ -46,6 +46,7 @@ async fn world() -> World {
         dkim: Arc::new(DkimKeys::empty()),
         config: WebConfig::default(),
         max_message_size: 1024 * 1024,
+        shutdown: mailroom_services::net::Shutdown::new().1,
     });
     let router = app.router();
     World { _dir: dir, store, router }
@@ -109,7 +110,9 @@ impl World {
     async fn deliver(&self, user: &str, raw: &str) {
         let address = mailroom_types::Address::parse(&format!("{user}@example.test")).unwrap();
         let account = self.store.account(&address).await.unwrap().unwrap();
-        let id = IdGenerator::new(9).blob_id(std::time::SystemTime::now());
+        static SALT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
+        let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = IdGenerator::new(salt).blob_id(std::time::SystemTime::now());
         let message = NewMessage {
             content: NewContent::inline(id, raw.as_bytes().to_vec()).unwrap(),
             size: raw.len() as u64,

@@ -13,19 +13,13 @@ use serde::Deserialize;
 
 use super::{Frame, Notice, PageError, csrf, date, frame, page, size};
 use crate::guard::User;
-use crate::listing::{Field, Page};
+use crate::listing::{Field, ListQuery, Page};
 use crate::mail::{Folder, role, uids};
 use crate::{App, WebError};
 
-/// `?page=&q=&in=&done=`
+/// `?done=`: the outcome a redirect announces.
 #[derive(Deserialize, Default)]
-pub(super) struct ListQuery {
-    #[serde(default)]
-    page: Option<usize>,
-    #[serde(default)]
-    q: Option<String>,
-    #[serde(default, rename = "in")]
-    field: Option<Field>,
+pub(super) struct Done {
     #[serde(default)]
     done: Option<String>,
 }
@@ -35,14 +29,14 @@ pub(super) async fn list(
     user: User,
     Path(id): Path<i64>,
     Query(q): Query<ListQuery>,
+    Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     let account = user.session.account;
     let mailbox = app.mailbox(account, id).await?;
     let field = q.field.unwrap_or_default();
-    let query = q.q.as_deref().map(|text| (text, field));
-    let listed = app.page(&mailbox, q.page.unwrap_or(1), query).await?;
+    let listed = app.page(&mailbox, q.page.unwrap_or(1), q.search()).await?;
     let folders = app.folders(account).await?;
-    let notice = q.done.as_deref().and_then(done_notice).map(|t| Notice::Done(t.to_string()));
+    let notice = done.done.as_deref().and_then(done_notice).map(|t| Notice::Done(t.to_string()));
     let content = list_content(&user, &mailbox, &folders, &listed, &q, field);
     let title = mailbox.name.clone();
     Ok(page(frame(&app, Frame { title: &title, user: &user, folders: &folders, current: Some(id), notice }, content)))
