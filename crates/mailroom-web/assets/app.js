@@ -31,7 +31,7 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         var ticked = {};
         document.querySelectorAll('#messages input[name="uid"]:checked').forEach(function (b) { ticked[b.value] = true; });
-        ["#folders", "#messages", "nav.pages"].forEach(function (sel) {
+        ["#folders", "#rows", "nav.pages"].forEach(function (sel) {
           var now = document.querySelector(sel), next = doc.querySelector(sel);
           if (now && next) now.replaceWith(next);
         });

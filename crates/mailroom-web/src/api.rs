@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::compose::Draft;
 use crate::guard::{User, session_cookie};
-use crate::listing::Field;
+use crate::listing::ListQuery;
 use crate::render;
 use crate::sending::Outgoing;
 use crate::serve::Peer;
@@ -60,6 +60,21 @@ pub fn error_response(e: &WebError) -> Response {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A JSON body; one that does not parse is a 422 with the JSON error
+/// every other failure has.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body<T>, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError(WebError::Invalid(rejection.body_text()))),
+        }
+    }
+}
+
 /// Checks the `X-CSRF-Token` header of a state-changing request.
 fn csrf(user: &User, headers: &HeaderMap) -> Result<(), WebError> {
     user.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))
@@ -83,7 +98,7 @@ struct Credentials {
 
 /// Signs in; a cross-site page cannot send JSON without a CORS preflight,
 /// which this server never grants, and the origin was checked already.
-async fn sign_in(State(app): State<Arc<App>>, peer: Peer, Json(c): Json<Credentials>) -> ApiResult<Response> {
+async fn sign_in(State(app): State<Arc<App>>, peer: Peer, Body(c): Body<Credentials>) -> ApiResult<Response> {
     let token = app.sign_in(peer, &c.address, &c.password).await.map_err(|e| match e {
         WebError::SignedOut => WebError::Invalid("wrong address or password".into()),
         other => other,
@@ -116,7 +131,7 @@ async fn create_folder(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(f): Json<FolderName>,
+    Body(f): Body<FolderName>,
 ) -> ApiResult<Response> {
     csrf(&user, &headers)?;
     let m = app.create_folder(user.session.account, &f.name).await?;
@@ -128,7 +143,7 @@ async fn rename_folder(
     user: User,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Json(f): Json<FolderName>,
+    Body(f): Body<FolderName>,
 ) -> ApiResult<StatusCode> {
     csrf(&user, &headers)?;
     app.rename_folder(user.session.account, id, &f.name).await?;
@@ -146,16 +161,6 @@ async fn delete_folder(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    page: Option<usize>,
-    #[serde(default)]
-    q: Option<String>,
-    #[serde(default, rename = "in")]
-    field: Option<Field>,
-}
-
 async fn list(
     State(app): State<Arc<App>>,
     user: User,
@@ -163,8 +168,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<crate::listing::Page>> {
     let mailbox = app.mailbox(user.session.account, id).await?;
-    let query = q.q.as_deref().map(|text| (text, q.field.unwrap_or_default()));
-    Ok(Json(app.page(&mailbox, q.page.unwrap_or(1), query).await?))
+    Ok(Json(app.page(&mailbox, q.page.unwrap_or(1), q.search()).await?))
 }
 
 #[derive(Deserialize)]
@@ -180,7 +184,7 @@ async fn act(
     user: User,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    Json(a): Json<Action>,
+    Body(a): Body<Action>,
 ) -> ApiResult<Json<serde_json::Value>> {
     csrf(&user, &headers)?;
     let uids: Vec<String> = a.uids.iter().map(u32::to_string).collect();
@@ -312,7 +316,7 @@ async fn send(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(c): Json<ComposeJson>,
+    Body(c): Body<ComposeJson>,
 ) -> ApiResult<Json<serde_json::Value>> {
     csrf(&user, &headers)?;
     let sent = app.send(&user, c.outgoing()?).await?;
@@ -323,35 +327,23 @@ async fn save_draft(
     State(app): State<Arc<App>>,
     user: User,
     headers: HeaderMap,
-    Json(c): Json<ComposeJson>,
+    Body(c): Body<ComposeJson>,
 ) -> ApiResult<Response> {
     csrf(&user, &headers)?;
     let (folder, uid) = app.save_draft(&user, c.outgoing()?).await?;
     Ok((StatusCode::CREATED, Json(json!({ "folder": folder, "uid": uid }))).into_response())
 }
 
-/// Standard base64 with or without padding; whitespace is skipped.
+/// Standard base64 (RFC 4648 §4), padded or not; whitespace is skipped.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    let text: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let engine = base64::engine::general_purpose::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::general_purpose::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(text).ok()
 }
 
 #[cfg(test)]

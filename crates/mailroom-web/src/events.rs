@@ -28,12 +28,15 @@ pub fn routes() -> Router<Arc<App>> {
 async fn events(State(app): State<Arc<App>>, user: User) -> Sse<axum::response::sse::KeepAliveStream<Feed>> {
     let mut feed = app.store.subscribe();
     let account = user.session.account;
+    let mut shutdown = app.shutdown.clone();
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         loop {
             let change = tokio::select! {
-                // The browser went away: stop listening.
+                // The browser went away, or the server is stopping (the
+                // browser reconnects to the next one by itself).
                 _ = tx.closed() => return,
+                _ = shutdown.triggered() => return,
                 change = feed.recv() => change,
             };
             let event = match change {

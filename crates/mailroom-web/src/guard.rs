@@ -135,12 +135,16 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 
 /// Whether a request's own headers say it came from our pages (or from
 /// no page at all: a script with no browser around it).
+///
+/// A browser that sends `Sec-Fetch-Site` is believed on it alone: under
+/// our `Referrer-Policy: no-referrer` a form posted from our own page
+/// carries `Origin: null` (the Fetch standard's origin serialisation for
+/// that policy), so the origin cannot tell our forms from anyone's. Only
+/// browsers without Fetch Metadata are judged by `Origin`.
 fn same_origin(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = get("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    if let Some(site) = get("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
     }
     match (get("origin"), get("host")) {
         (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)),
@@ -170,6 +174,11 @@ mod tests {
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])), "a sibling host is not us");
         assert!(!same_origin(&headers(&[("host", "mail.test"), ("origin", "null")])));
+        // A form posted from our own page under Referrer-Policy: no-referrer.
+        let form = [("host", "mail.test"), ("origin", "null"), ("sec-fetch-site", "same-origin")];
+        assert!(same_origin(&headers(&form)));
+        let framed = [("host", "mail.test"), ("origin", "null"), ("sec-fetch-site", "cross-site")];
+        assert!(!same_origin(&headers(&framed)), "an opaque origin (a sandboxed frame) is another site");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct WebContext {
     pub config: WebConfig,
     /// The largest message that may be sent (`limits.max_message_size`).
     pub max_message_size: u64,
+    /// Ends the live-update streams, which would otherwise hold their
+    /// connections open through the whole shutdown grace period.
+    pub shutdown: mailroom_services::net::Shutdown,
 }
 
 /// The state every request handler holds: the context, the sessions and

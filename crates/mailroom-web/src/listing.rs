@@ -55,6 +55,27 @@ pub enum Field {
     Body,
 }
 
+/// What a list request asks: `?page=2&q=word&in=subject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListQuery {
+    /// Which page, from 1.
+    #[serde(default)]
+    pub page: Option<usize>,
+    /// Words to search for.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// Where to search.
+    #[serde(default, rename = "in")]
+    pub field: Option<Field>,
+}
+
+impl ListQuery {
+    /// The search, if any.
+    pub fn search(&self) -> Option<(&str, Field)> {
+        self.q.as_deref().map(|q| (q, self.field.unwrap_or_default()))
+    }
+}
+
 /// One page of a folder.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {

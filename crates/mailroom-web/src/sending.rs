@@ -41,6 +41,9 @@ pub struct Sent {
     pub remote: usize,
 }
 
+/// `compose::build` or `compose::build_draft`.
+type Builder<T> = fn(&Sender, &Draft, &[Upload], i64, &str, u64) -> Result<T, compose::ComposeError>;
+
 impl App {
     /// Sends a composed message for the signed-in user.
     pub async fn send(&self, user: &User, out: Outgoing) -> Result<Sent, WebError> {
@@ -50,17 +53,7 @@ impl App {
         }
         let uploads = self.all_uploads(account, &out).await?;
         let now = self.clock.now();
-        let id = self.ids.queue_id(now);
-        let sender = Sender { name: None, address: user.session.address.clone() };
-        let Built { bytes, recipients } = compose::build(
-            &sender,
-            &out.draft,
-            &uploads,
-            mailroom_types::time::unix_seconds(now),
-            &format!("{}@{}", id.as_str(), self.hostname),
-            self.max_message_size,
-        )
-        .map_err(|e| WebError::Invalid(e.to_string()))?;
+        let (id, Built { bytes, recipients }) = self.compose(user, &out, &uploads, now, compose::build)?;
         let (local, remote) = self.resolve(&recipients).await?;
         let mut message = self.received(user, &id, now);
         let signature = self.dkim.sign(&[message.as_slice(), &bytes].concat(), now);
@@ -101,17 +94,7 @@ impl App {
         let drafts = self.special(account, SpecialUse::Drafts).await?;
         let uploads = self.all_uploads(account, &out).await?;
         let now = self.clock.now();
-        let id = self.ids.queue_id(now);
-        let sender = Sender { name: None, address: user.session.address.clone() };
-        let bytes = compose::build_draft(
-            &sender,
-            &out.draft,
-            &uploads,
-            mailroom_types::time::unix_seconds(now),
-            &format!("{}@{}", id.as_str(), self.hostname),
-            self.max_message_size,
-        )
-        .map_err(|e| WebError::Invalid(e.to_string()))?;
+        let (_, bytes) = self.compose(user, &out, &uploads, now, compose::build_draft)?;
         let stored = self.stored(bytes, now).await?;
         let mut message = stored.new_message();
         message.flags = Flags::SEEN | Flags::DRAFT;
@@ -120,6 +103,26 @@ impl App {
             let _ = self.discard(account, folder, old).await;
         }
         Ok((drafts.id.0, uid.get()))
+    }
+
+    /// Builds the message (`compose::build` or `build_draft`) from the
+    /// user, dated now, with a fresh queue id that also makes its
+    /// Message-ID.
+    fn compose<T>(
+        &self,
+        user: &User,
+        out: &Outgoing,
+        uploads: &[Upload],
+        now: std::time::SystemTime,
+        build: Builder<T>,
+    ) -> Result<(mailroom_types::QueueId, T), WebError> {
+        let id = self.ids.queue_id(now);
+        let sender = Sender { name: None, address: user.session.address.clone() };
+        let message_id = format!("{}@{}", id.as_str(), self.hostname);
+        let date = mailroom_types::time::unix_seconds(now);
+        let built = build(&sender, &out.draft, uploads, date, &message_id, self.max_message_size)
+            .map_err(|e| WebError::Invalid(e.to_string()))?;
+        Ok((id, built))
     }
 
     /// The new uploads and the carried parts, in that order.

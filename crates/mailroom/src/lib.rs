@@ -193,6 +193,7 @@ pub async fn start(config: Arc<Config>, store: AnyStore, clock: Arc<dyn Clock>) 
             dkim: Arc::clone(&dkim),
             config: config.web.clone(),
             max_message_size: config.limits.max_message_size.0,
+            shutdown: shutdown.clone(),
         });
         let plain = ListenerTls::Plain(None);
         let implicit = ListenerTls::Implicit(acceptor.clone());

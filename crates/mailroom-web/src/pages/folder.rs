@@ -13,19 +13,13 @@ use serde::Deserialize;
 
 use super::{Frame, Notice, PageError, csrf, date, frame, page, size};
 use crate::guard::User;
-use crate::listing::{Field, Page};
+use crate::listing::{Field, ListQuery, Page};
 use crate::mail::{Folder, role, uids};
 use crate::{App, WebError};
 
-/// `?page=&q=&in=&done=`
+/// `?done=`: the outcome a redirect announces.
 #[derive(Deserialize, Default)]
-pub(super) struct ListQuery {
-    #[serde(default)]
-    page: Option<usize>,
-    #[serde(default)]
-    q: Option<String>,
-    #[serde(default, rename = "in")]
-    field: Option<Field>,
+pub(super) struct Done {
     #[serde(default)]
     done: Option<String>,
 }
@@ -35,14 +29,14 @@ pub(super) async fn list(
     user: User,
     Path(id): Path<i64>,
     Query(q): Query<ListQuery>,
+    Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     let account = user.session.account;
     let mailbox = app.mailbox(account, id).await?;
     let field = q.field.unwrap_or_default();
-    let query = q.q.as_deref().map(|text| (text, field));
-    let listed = app.page(&mailbox, q.page.unwrap_or(1), query).await?;
+    let listed = app.page(&mailbox, q.page.unwrap_or(1), q.search()).await?;
     let folders = app.folders(account).await?;
-    let notice = q.done.as_deref().and_then(done_notice).map(|t| Notice::Done(t.to_string()));
+    let notice = done.done.as_deref().and_then(done_notice).map(|t| Notice::Done(t.to_string()));
     let content = list_content(&user, &mailbox, &folders, &listed, &q, field);
     let title = mailbox.name.clone();
     Ok(page(frame(&app, Frame { title: &title, user: &user, folders: &folders, current: Some(id), notice }, content)))
@@ -111,34 +105,38 @@ fn list_content(
                 button type="submit" name="op" value="delete" { "Delete" }
                 (move_select(folders, mailbox.id.0))
             }
-            @if listed.rows.is_empty() {
-                p.empty { @if query.is_empty() { "No messages." } @else { "No message matches." } }
-            } @else {
-                table #messages {
-                    caption.visually-hidden { "Messages, newest first" }
-                    thead { tr {
-                        th scope="col" { input #all type="checkbox" aria-label="Select all"; }
-                        th scope="col" { span.visually-hidden { "Marks" } }
-                        th scope="col" { @if outgoing { "To" } @else { "From" } }
-                        th scope="col" { "Subject" }
-                        th scope="col" { "Date" }
-                        th scope="col" { "Size" }
-                    } }
-                    tbody {
-                        @for row in &listed.rows {
-                            @let href = if r == Some("drafts") { format!("/compose?draft={}:{}", mailbox.id.0, row.uid) } else { format!("{base}/{}", row.uid) };
-                            tr.unread[!row.seen] data-uid=(row.uid) {
-                                td { input type="checkbox" name="uid" value=(row.uid) aria-label={ "Select " (row.subject) }; }
-                                td.marks {
-                                    @if row.flagged { span.flag title="Flagged" aria-label="Flagged" { "★" } }
-                                    @if row.answered { span title="Answered" aria-label="Answered" { "↩" } }
-                                    @if row.attachment { span.clip title="Has attachments" aria-label="Has attachments" { "📎" } }
-                                    @if !row.seen { span.visually-hidden { "Unread" } }
+            // One element whether or not there are rows, so a live update
+            // can swap an empty folder for a full one and back.
+            div #rows {
+                @if listed.rows.is_empty() {
+                    p.empty { @if query.is_empty() { "No messages." } @else { "No message matches." } }
+                } @else {
+                    table #messages {
+                        caption.visually-hidden { "Messages, newest first" }
+                        thead { tr {
+                            th scope="col" { input #all type="checkbox" aria-label="Select all"; }
+                            th scope="col" { span.visually-hidden { "Marks" } }
+                            th scope="col" { @if outgoing { "To" } @else { "From" } }
+                            th scope="col" { "Subject" }
+                            th scope="col" { "Date" }
+                            th scope="col" { "Size" }
+                        } }
+                        tbody {
+                            @for row in &listed.rows {
+                                @let href = if r == Some("drafts") { format!("/compose?draft={}:{}", mailbox.id.0, row.uid) } else { format!("{base}/{}", row.uid) };
+                                tr.unread[!row.seen] data-uid=(row.uid) {
+                                    td { input type="checkbox" name="uid" value=(row.uid) aria-label={ "Select " (row.subject) }; }
+                                    td.marks {
+                                        @if row.flagged { span.flag title="Flagged" aria-label="Flagged" { "★" } }
+                                        @if row.answered { span title="Answered" aria-label="Answered" { "↩" } }
+                                        @if row.attachment { span.clip title="Has attachments" aria-label="Has attachments" { "📎" } }
+                                        @if !row.seen { span.visually-hidden { "Unread" } }
+                                    }
+                                    td.from { @if outgoing { (row.to) } @else { span title=(row.from_address) { (row.from) } } }
+                                    td.subject { a href=(href) { @if row.subject.is_empty() { "(no subject)" } @else { (row.subject) } } }
+                                    td.date { (date(row.date)) }
+                                    td.size { (size(row.size)) }
                                 }
-                                td.from { @if outgoing { (row.to) } @else { span title=(row.from_address) { (row.from) } } }
-                                td.subject { a href=(href) { @if row.subject.is_empty() { "(no subject)" } @else { (row.subject) } } }
-                                td.date { (date(row.date)) }
-                                td.size { (size(row.size)) }
                             }
                         }
                     }

@@ -125,12 +125,7 @@ fn login_page(app: &App, token: &str, address: &str, error: Option<&str>) -> Mar
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in – Mailroom" }
-                link rel="stylesheet" href={ "/static/" (app.assets.css) };
-            }
+            (super::head(app, "Sign in"))
             body.signin {
                 main {
                     h1 { "Mailroom" }

@@ -32,7 +32,6 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/mail/{id}/{uid}", get(read::view).post(read::act))
         .route("/mail/{id}/{uid}/body", get(read::body))
         .route("/mail/{id}/{uid}/part/{part}", get(read::part))
-        .route("/mail/{id}/{uid}/cid/{cid}", get(read::cid))
         .route("/mail/{id}/{uid}/raw", get(read::raw))
         .route("/compose", get(write::form).post(write::submit))
 }
@@ -106,13 +105,7 @@ pub fn frame(app: &App, f: Frame<'_>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (f.title) " – Mailroom" }
-                link rel="stylesheet" href={ "/static/" (app.assets.css) };
-                script src={ "/static/" (app.assets.js) } defer {}
-            }
+            (head(app, f.title))
             body data-folder=[f.current] {
                 header.top {
                     a.brand href="/" { "Mailroom" }
@@ -137,6 +130,19 @@ pub fn frame(app: &App, f: Frame<'_>, content: Markup) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Every page's head: its title, the stylesheet and the script.
+pub fn head(app: &App, title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " – Mailroom" }
+            link rel="stylesheet" href={ "/static/" (app.assets.css) };
+            script src={ "/static/" (app.assets.js) } defer {}
         }
     }
 }

@@ -166,6 +166,28 @@ pub(super) async fn act(
     Ok(Redirect::to(&back).into_response())
 }
 
+/// Serves one representation of a message that never changes: 304 when
+/// the client's copy is current, else what `make` builds from the raw
+/// bytes (`None`: no such part), with its validators.
+async fn immutable(
+    app: &App,
+    user: &User,
+    (id, uid): (i64, u32),
+    variant: &str,
+    headers: &HeaderMap,
+    make: impl FnOnce(Vec<u8>) -> Option<Response>,
+) -> Result<Response, PageError> {
+    let (mailbox, message) = app.message(user.session.account, id, uid).await?;
+    let validators = Immutable::new(&mailbox, &message, variant);
+    if validators.is_fresh(headers) {
+        return Ok(validators.not_modified());
+    }
+    let raw = app.raw(&message).await?;
+    let mut r = make(raw).ok_or(WebError::NotFound)?;
+    validators.apply(r.headers_mut());
+    Ok(r)
+}
+
 /// The message's body as a document of its own, for the page's frame.
 pub(super) async fn body(
     State(app): State<Arc<App>>,
@@ -174,22 +196,32 @@ pub(super) async fn body(
     Query(q): Query<Images>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let (mailbox, message) = app.message(user.session.account, id, uid).await?;
     let images = q.images == Some(1);
-    let validators = Immutable::new(&mailbox, &message, if images { "body+images" } else { "body" });
-    if validators.is_fresh(&headers) {
-        return Ok(validators.not_modified());
+    let variant = if images { "body+images" } else { "body" };
+    immutable(&app, &user, (id, uid), variant, &headers, |raw| {
+        let document = render::body_document(&raw, images, &|cid| data_url(&raw, cid));
+        let mut r = document.into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        let policy = if images { BODY_POLICY_IMAGES } else { BODY_POLICY };
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+        Some(r)
+    })
+    .await
+}
+
+/// An inline image as a `data:` URL inside the body document: the
+/// sandboxed frame has no origin, so a browser would send its requests
+/// without the SameSite=Strict session cookie.
+fn data_url(raw: &[u8], cid: &str) -> String {
+    use base64::Engine;
+    match render::part_by_cid(raw, cid) {
+        Some(p) => {
+            let kind = p.content_type.split(';').next().unwrap_or("image/png").trim();
+            format!("data:{kind};base64,{}", base64::engine::general_purpose::STANDARD.encode(&p.bytes))
+        }
+        None => String::new(),
     }
-    let raw = app.raw(&message).await?;
-    let base = format!("/mail/{id}/{uid}/cid/");
-    let document = render::body_document(&raw, images, &|cid| format!("{base}{}", encode_segment(cid)));
-    let mut r = document.into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    let policy = if images { BODY_POLICY_IMAGES } else { BODY_POLICY };
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
-    validators.apply(h);
-    Ok(r)
 }
 
 /// An attachment, downloaded as the file it was.
@@ -199,31 +231,10 @@ pub(super) async fn part(
     Path((id, uid, part)): Path<(i64, u32, String)>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let (mailbox, message) = app.message(user.session.account, id, uid).await?;
-    let validators = Immutable::new(&mailbox, &message, &format!("part-{part}"));
-    if validators.is_fresh(&headers) {
-        return Ok(validators.not_modified());
-    }
-    let raw = app.raw(&message).await?;
-    let found = render::part(&raw, &part).ok_or(WebError::NotFound)?;
-    Ok(file_response(found, &validators, true))
-}
-
-/// An inline image the HTML body refers to by `cid:`.
-pub(super) async fn cid(
-    State(app): State<Arc<App>>,
-    user: User,
-    Path((id, uid, cid)): Path<(i64, u32, String)>,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
-    let (mailbox, message) = app.message(user.session.account, id, uid).await?;
-    let validators = Immutable::new(&mailbox, &message, &format!("cid-{cid}"));
-    if validators.is_fresh(&headers) {
-        return Ok(validators.not_modified());
-    }
-    let raw = app.raw(&message).await?;
-    let found = render::part_by_cid(&raw, &cid).ok_or(WebError::NotFound)?;
-    Ok(file_response(found, &validators, false))
+    immutable(&app, &user, (id, uid), &format!("part-{part}"), &headers, |raw| {
+        render::part(&raw, &part).map(|p| file_response(p, true))
+    })
+    .await
 }
 
 /// The message as stored, for saving as a `.eml` file.
@@ -233,17 +244,14 @@ pub(super) async fn raw(
     Path((id, uid)): Path<(i64, u32)>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let (mailbox, message) = app.message(user.session.account, id, uid).await?;
-    let validators = Immutable::new(&mailbox, &message, "raw");
-    if validators.is_fresh(&headers) {
-        return Ok(validators.not_modified());
-    }
-    let bytes = app.raw(&message).await?;
-    let file = render::Part { content_type: "message/rfc822".into(), filename: format!("message-{uid}.eml"), bytes };
-    Ok(file_response(file, &validators, true))
+    immutable(&app, &user, (id, uid), "raw", &headers, |bytes| {
+        let filename = format!("message-{uid}.eml");
+        Some(file_response(render::Part { content_type: "message/rfc822".into(), filename, bytes }, true))
+    })
+    .await
 }
 
-fn file_response(file: render::Part, validators: &Immutable, attachment: bool) -> Response {
+fn file_response(file: render::Part, attachment: bool) -> Response {
     let mut r = file.bytes.into_response();
     let h = r.headers_mut();
     let kind =
@@ -254,7 +262,6 @@ fn file_response(file: render::Part, validators: &Immutable, attachment: bool) -
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PART_POLICY));
-    validators.apply(h);
     r
 }
 
@@ -270,6 +277,16 @@ fn disposition(kind: &str, filename: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inline_images_travel_inside_the_body_document() {
+        let raw = b"From: a@example.test\r\nSubject: logo\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>Hi <img src=\"cid:logo@x\"></p>\r\n\
+--b\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
+        let doc = crate::render::body_document(raw, false, &|cid| super::data_url(raw, cid));
+        assert!(doc.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""), "{doc}");
+        assert_eq!(super::data_url(raw, "missing@x"), "");
+    }
+
     #[test]
     fn dispositions_name_the_file_twice() {
         assert_eq!(

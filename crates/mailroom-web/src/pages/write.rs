@@ -109,7 +109,7 @@ async fn composer(app: &App, user: &User, s: &Composer, notice: Option<Notice>) 
             input type="hidden" name="replaces" value=(pair_value(s.out.replaces));
             input type="hidden" name="answers" value=(pair_value(s.out.answers));
             label for="to" { "To" }
-            input #to type="text" name="to" value=(d.to) autocomplete="email" multiple;
+            input #to type="text" name="to" value=(d.to) autocomplete="email";
             label for="cc" { "Cc" }
             input #cc type="text" name="cc" value=(d.cc);
             label for="bcc" { "Bcc" }

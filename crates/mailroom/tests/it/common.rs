@@ -586,6 +586,11 @@ impl InProcess {
         self.running.as_ref().and_then(|r| r.http).expect("http listener bound")
     }
 
+    /// The bound webmail HTTPS address (start with `listen.https` set).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.running.as_ref().and_then(|r| r.https).expect("https listener bound")
+    }
+
     /// The bound submission (STARTTLS) address.
     pub fn submission_addr(&self) -> SocketAddr {
         self.running.as_ref().and_then(|r| r.submission).expect("submission listener bound")

@@ -557,7 +557,7 @@ fn mbsync_both_ways() {
 // over a tokio TcpStream
 // ---------------------------------------------------------------------------
 
-mod rust_client {
+pub(crate) mod rust_client {
     use std::time::Duration;
 
     use imap_next::client::{Client, Event, Options};

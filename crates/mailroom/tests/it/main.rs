@@ -1,5 +1,6 @@
 //! End-to-end tests of the `mailroom` program: real clients, the real
-//! binary, crashes and graceful shutdown. Everything binds loopback port 0.
+//! binary, crashes and graceful shutdown, the webmail in a headless
+//! Chromium. Everything binds loopback port 0.
 
 mod cli;
 mod common;
@@ -12,3 +13,5 @@ mod outbound;
 mod pop3;
 mod shutdown;
 mod tls;
+mod webmail;
+mod webmail_browser;

@@ -302,3 +302,40 @@ fn real_tls_clients_on_every_listener() {
         assert!(text.contains("Verify return code: 0 (ok)"), "s_client -starttls {proto}: {text}");
     }
 }
+
+/// The webmail over HTTPS: curl verifies the certificate, the session
+/// cookie is `__Host-` prefixed and `Secure`, HSTS is sent, and the cookie
+/// works for the API.
+#[test]
+fn webmail_over_https_with_secure_cookies() {
+    if !require_tool("curl") {
+        return;
+    }
+    let server = InProcess::start_with(|c| c.listen.https = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+    let port = server.https_addr().port();
+    let cert = server.certificate();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jar = dir.path().join("jar");
+    let curl = |args: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--cacert"]).arg(&cert);
+        cmd.args(["--resolve", &format!("localhost:{port}:127.0.0.1"), "-c"]).arg(&jar).arg("-b").arg(&jar);
+        cmd.args(args);
+        let out = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+        assert!(out.status.success(), "curl {args:?} failed: {}", show(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = format!("https://localhost:{port}");
+    let body = format!(r#"{{"address":"{ALICE}","password":"{ALICE_PW}"}}"#);
+    let signed_in =
+        curl(&["-D", "-", "-H", "content-type: application/json", "-d", &body, &format!("{base}/api/session")]);
+    let cookie = signed_in.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a cookie");
+    assert!(cookie.contains("__Host-mailroom_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(signed_in.to_ascii_lowercase().contains("strict-transport-security: max-age="), "{signed_in}");
+    let folders = curl(&[&format!("{base}/api/folders")]);
+    assert!(folders.contains(r#""name":"INBOX""#), "{folders}");
+}

@@ -1,0 +1,264 @@
+//! The JSON API and the guards in process: requests in, exact statuses and
+//! bodies out, over a real store in a temporary directory. (The browser
+//! tests in `crates/mailroom/tests/it/webmail.rs` drive the pages.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use mailroom_services::accounts::Admin;
+use mailroom_services::auth::Authenticator;
+use mailroom_services::config::WebConfig;
+use mailroom_services::dkim::DkimKeys;
+use mailroom_services::submission::{Outbound, RateLimiter};
+use mailroom_store::{AnyStore, MailStore, NewContent, NewMessage, StoreOptions};
+use mailroom_types::{Clock, Flags, IdGenerator, Secret, SystemClock};
+use mailroom_web::{App, WebContext};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: AnyStore,
+    router: axum::Router,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = AnyStore::open(&StoreOptions::new(dir.path().to_owned(), Arc::clone(&clock))).await.unwrap();
+    let admin = Admin::new(&store);
+    admin.add_domain("example.test").await.unwrap();
+    for user in ["alice", "bob"] {
+        admin.add_user(&format!("{user}@example.test"), &Secret::new(format!("pw-{user}"))).await.unwrap();
+    }
+    let auth =
+        Arc::new(Authenticator::new(Arc::clone(&clock), Duration::from_millis(200), Duration::from_secs(2)).unwrap());
+    let app = App::new(WebContext {
+        hostname: "mail.example.test".into(),
+        store: store.clone(),
+        auth,
+        clock: Arc::clone(&clock),
+        ids: Arc::new(IdGenerator::new(1)),
+        outbound: Outbound::new(store.clone()),
+        rate: Arc::new(RateLimiter::new(0, Duration::from_secs(60), Arc::clone(&clock))),
+        dkim: Arc::new(DkimKeys::empty()),
+        config: WebConfig::default(),
+        max_message_size: 1024 * 1024,
+        shutdown: mailroom_services::net::Shutdown::new().1,
+    });
+    let router = app.router();
+    World { _dir: dir, store, router }
+}
+
+/// A signed-in client: its cookie and CSRF token.
+struct Client {
+    cookie: String,
+    csrf: String,
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        client: Option<&Client>,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = client {
+            req = req.header(header::COOKIE, &c.cookie);
+            if csrf {
+                req = req.header("x-csrf-token", &c.csrf);
+            }
+        }
+        let req = match body {
+            Some(v) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn sign_in(&self, user: &str) -> Client {
+        let req = Request::post("/api/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"address": format!("{user}@example.test"), "password": format!("pw-{user}")}).to_string(),
+            ))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let set = res.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        Client { cookie, csrf: v["csrf"].as_str().unwrap().to_string() }
+    }
+
+    async fn inbox_id(&self, c: &Client) -> i64 {
+        let (_, v) = self.call(Method::GET, "/api/folders", Some(c), None, false).await;
+        v["folders"].as_array().unwrap().iter().find(|f| f["role"] == "inbox").unwrap()["id"].as_i64().unwrap()
+    }
+
+    async fn deliver(&self, user: &str, raw: &str) {
+        let address = mailroom_types::Address::parse(&format!("{user}@example.test")).unwrap();
+        let account = self.store.account(&address).await.unwrap().unwrap();
+        static SALT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
+        let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = IdGenerator::new(salt).blob_id(std::time::SystemTime::now());
+        let message = NewMessage {
+            content: NewContent::inline(id, raw.as_bytes().to_vec()).unwrap(),
+            size: raw.len() as u64,
+            internal_date: std::time::SystemTime::now(),
+            flags: Flags::empty(),
+            keywords: vec![],
+            headers: mailroom_services::message::header_cache(raw.as_bytes()),
+        };
+        self.store.deliver(&message, &[account.id]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn signed_out_requests_get_401_and_a_wrong_password_422() {
+    let w = world().await;
+    let (status, body) = w.call(Method::GET, "/api/folders", None, None, false).await;
+    assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"error": "please sign in"})));
+    let started = std::time::Instant::now();
+    let (status, body) = w
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"address": "alice@example.test", "password": "nope"})),
+            false,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "wrong address or password"})));
+    assert!(started.elapsed() >= Duration::from_millis(200), "a failure waits out its delay");
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"address": "nobody@example.test", "password": "x"})),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no user enumeration: the same answer");
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token_and_our_origin() {
+    let w = world().await;
+    let alice = w.sign_in("alice").await;
+    let (status, _) = w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "X"})), false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no token");
+    let forged = Client { cookie: alice.cookie.clone(), csrf: "0".repeat(64) };
+    let (status, _) = w.call(Method::POST, "/api/folders", Some(&forged), Some(json!({"name": "X"})), true).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong token");
+    let req = Request::post("/api/folders")
+        .header(header::COOKIE, &alice.cookie)
+        .header("x-csrf-token", &alice.csrf)
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::HOST, "mail.example.test")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"name":"X"}"#))
+        .unwrap();
+    assert_eq!(w.router.clone().oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN, "another site's page");
+    let (status, v) =
+        w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Projects/2026"})), true).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(v["name"], "Projects/2026");
+    // Signing out ends the session on the server.
+    let (status, _) = w.call(Method::DELETE, "/api/session", Some(&alice), None, true).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = w.call(Method::GET, "/api/folders", Some(&alice), None, false).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn folders_are_listed_created_renamed_and_deleted() {
+    let w = world().await;
+    let alice = w.sign_in("alice").await;
+    let (_, v) = w.call(Method::GET, "/api/folders", Some(&alice), None, false).await;
+    let names: Vec<&str> = v["folders"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "INBOX");
+    for special in ["Sent", "Drafts", "Trash", "Junk", "Archive"] {
+        assert!(names.contains(&special), "{names:?}");
+    }
+    let (_, created) = w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Work"})), true).await;
+    let id = created["id"].as_i64().unwrap();
+    let (status, v) = w.call(Method::POST, "/api/folders", Some(&alice), Some(json!({"name": "Work"})), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, _) =
+        w.call(Method::PATCH, &format!("/api/folders/{id}"), Some(&alice), Some(json!({"name": "Job"})), true).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let inbox = w.inbox_id(&alice).await;
+    let (status, v) = w.call(Method::DELETE, &format!("/api/folders/{inbox}"), Some(&alice), None, true).await;
+    assert_eq!((status, v), (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "INBOX cannot be deleted"})));
+    let (status, _) = w.call(Method::DELETE, &format!("/api/folders/{id}"), Some(&alice), None, true).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Another user's folder does not exist for alice.
+    let bob = w.sign_in("bob").await;
+    let bob_inbox = w.inbox_id(&bob).await;
+    let (status, _) =
+        w.call(Method::GET, &format!("/api/folders/{bob_inbox}/messages"), Some(&alice), None, false).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lists_page_newest_first_and_search_and_actions_apply() {
+    let w = world().await;
+    for i in 1..=3 {
+        let raw = format!(
+            "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: note {i}\r\n\r\nbody {}\r\n",
+            if i == 2 { "pineapple" } else { "plain" }
+        );
+        w.deliver("alice", &raw).await;
+    }
+    let alice = w.sign_in("alice").await;
+    let inbox = w.inbox_id(&alice).await;
+    let (status, v) = w.call(Method::GET, &format!("/api/folders/{inbox}/messages"), Some(&alice), None, false).await;
+    assert_eq!(status, StatusCode::OK);
+    let subjects: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["note 3", "note 2", "note 1"]);
+    assert_eq!((v["page"].as_u64(), v["pages"].as_u64(), v["total"].as_u64()), (Some(1), Some(1), Some(3)));
+    assert_eq!(v["rows"][0]["from"], "Bob");
+    assert_eq!(v["rows"][0]["seen"], false);
+    let (_, v) = w
+        .call(Method::GET, &format!("/api/folders/{inbox}/messages?q=PineApple&in=body"), Some(&alice), None, false)
+        .await;
+    assert_eq!(v["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(v["rows"][0]["subject"], "note 2");
+    let (_, v) = w
+        .call(Method::GET, &format!("/api/folders/{inbox}/messages?q=note%201&in=subject"), Some(&alice), None, false)
+        .await;
+    assert_eq!(v["total"], 1);
+
+    let act = |op: &str, uids: Vec<u32>| json!({"op": op, "uids": uids});
+    let path = format!("/api/folders/{inbox}/messages/actions");
+    let (status, v) = w.call(Method::POST, &path, Some(&alice), Some(act("flag", vec![1, 3])), true).await;
+    assert_eq!((status, v), (StatusCode::OK, json!({"done": "marked"})));
+    let (_, v) = w.call(Method::GET, &format!("/api/folders/{inbox}/messages"), Some(&alice), None, false).await;
+    let flagged: Vec<bool> = v["rows"].as_array().unwrap().iter().map(|r| r["flagged"].as_bool().unwrap()).collect();
+    assert_eq!(flagged, [true, false, true]);
+    let (status, v) = w.call(Method::POST, &path, Some(&alice), Some(act("delete", vec![2])), true).await;
+    assert_eq!((status, v), (StatusCode::OK, json!({"done": "deleted"})));
+    let (_, folders) = w.call(Method::GET, "/api/folders", Some(&alice), None, false).await;
+    let trash = folders["folders"].as_array().unwrap().iter().find(|f| f["role"] == "trash").unwrap().clone();
+    assert_eq!(trash["total"], 1, "deleted into Trash");
+    let trash_id = trash["id"].as_i64().unwrap();
+    let (_, v) = w.call(Method::POST, &format!("/api/folders/{trash_id}/empty"), Some(&alice), None, true).await;
+    assert_eq!(v, json!({"removed": 1}));
+    let (status, v) = w.call(Method::POST, &format!("/api/folders/{inbox}/empty"), Some(&alice), None, true).await;
+    assert_eq!((status, v), (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "only Trash and Junk can be emptied"})));
+    let (status, _) = w.call(Method::POST, &path, Some(&alice), Some(act("explode", vec![1])), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
