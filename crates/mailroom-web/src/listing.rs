@@ -98,26 +98,49 @@ impl App {
         page: usize,
         query: Option<(&str, Field)>,
     ) -> Result<Page, WebError> {
-        let mut index = self.store.message_index(mailbox.id).await?;
-        if let Some((q, field)) = query.filter(|(q, _)| !q.trim().is_empty()) {
-            let hits = self.search(mailbox, &index, q.trim(), field).await?;
-            index.retain(|m| hits.binary_search(&m.uid).is_ok());
-        }
+        let (mut uids, index) = match query.filter(|(q, _)| !q.trim().is_empty()) {
+            Some((q, field)) => {
+                let mut index = self.store.message_index(mailbox.id).await?;
+                let hits = self.search(mailbox, &index, q.trim(), field).await?;
+                index.retain(|m| hits.binary_search(&m.uid).is_ok());
+                (index.iter().map(|m| m.uid).collect::<Vec<_>>(), Some(index))
+            }
+            // The UIDs alone come from the (mailbox, uid) index without
+            // reading a row; only the page's rows are looked up below. The
+            // whole message index would cost a row lookup per message.
+            None => (self.store.selection(mailbox.id).await?.uids, None),
+        };
         // Newest first: UIDs grow with arrival.
-        index.reverse();
+        uids.reverse();
         let size = self.config.page_size.max(1);
-        let pages = index.len().div_ceil(size).max(1);
+        let pages = uids.len().div_ceil(size).max(1);
         let page = page.clamp(1, pages);
-        let slice: Vec<&MessageMeta> = index.iter().skip((page - 1) * size).take(size).collect();
-        let mut uids: Vec<Uid> = slice.iter().map(|m| m.uid).collect();
-        uids.sort_unstable();
-        let headers = self.store.headers(mailbox.id, &uids).await?;
-        let mut rows = Vec::with_capacity(slice.len());
-        for meta in slice {
+        let slice: Vec<Uid> = uids.iter().skip((page - 1) * size).take(size).copied().collect();
+        let mut metas = Vec::with_capacity(slice.len());
+        for &uid in &slice {
+            match &index {
+                Some(index) => metas.extend(index.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| index[i].clone())),
+                // Gone since the UIDs were read: not listed.
+                None => metas.extend(self.store.message(mailbox.id, uid).await?.map(|m| MessageMeta {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    flags: m.flags,
+                    keywords: m.keywords,
+                    size: m.size,
+                    internal_date: m.internal_date,
+                    blob: m.blob,
+                })),
+            }
+        }
+        let mut sorted = slice;
+        sorted.sort_unstable();
+        let headers = self.store.headers(mailbox.id, &sorted).await?;
+        let mut rows = Vec::with_capacity(metas.len());
+        for meta in &metas {
             let header = headers.binary_search_by_key(&meta.uid, |(u, _)| *u).ok().map(|i| &headers[i].1);
             rows.push(row(meta, header.map(Vec::as_slice).unwrap_or_default()));
         }
-        Ok(Page { rows, page, pages, total: index.len() })
+        Ok(Page { rows, page, pages, total: uids.len() })
     }
 
     /// The UIDs (ascending) whose `field` contains `query`, ignoring case.
