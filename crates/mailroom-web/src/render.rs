@@ -175,7 +175,7 @@ pub fn body_document(raw: &[u8], allow_remote_images: bool, cid_url: &dyn Fn(&st
     let body = mime::parse(raw).map(|msg| body_html(&msg, allow_remote_images, cid_url)).unwrap_or_default();
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><base target=\"_blank\">\
-         <style>body{{margin:8px;overflow-wrap:break-word}}</style></head>\
+         <style>body{{margin:8px;overflow-wrap:break-word;font:15px/1.45 system-ui,sans-serif}}</style></head>\
          <body>{body}</body></html>"
     )
 }

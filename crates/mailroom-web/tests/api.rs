@@ -25,6 +25,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with_rate(0).await
+}
+
+/// A world whose users may send `rate` messages a minute (0: any number).
+async fn world_with_rate(rate: u32) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = AnyStore::open(&StoreOptions::new(dir.path().to_owned(), Arc::clone(&clock))).await.unwrap();
@@ -42,7 +47,7 @@ async fn world() -> World {
         clock: Arc::clone(&clock),
         ids: Arc::new(IdGenerator::new(1)),
         outbound: Outbound::new(store.clone()),
-        rate: Arc::new(RateLimiter::new(0, Duration::from_secs(60), Arc::clone(&clock))),
+        rate: Arc::new(RateLimiter::new(rate, Duration::from_secs(60), Arc::clone(&clock))),
         dkim: Arc::new(DkimKeys::empty()),
         config: WebConfig::default(),
         max_message_size: 1024 * 1024,
@@ -261,4 +266,123 @@ async fn lists_page_newest_first_and_search_and_actions_apply() {
     assert_eq!((status, v), (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "only Trash and Junk can be emptied"})));
     let (status, _) = w.call(Method::POST, &path, Some(&alice), Some(act("explode", vec![1])), true).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn sending_commits_local_copies_the_queue_and_sent_together() {
+    let w = world().await;
+    w.deliver("alice", "From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: lunch?\r\nMessage-ID: <q1@example.test>\r\n\r\nNoon?\r\n").await;
+    let alice = w.sign_in("alice").await;
+    let inbox = w.inbox_id(&alice).await;
+    let message = json!({
+        "to": "Bob <bob@example.test>, carol@remote.test",
+        "bcc": "dave@remote.test",
+        "subject": "Re: lunch?",
+        "body": "Yes.\n",
+        "in_reply_to": "q1@example.test",
+        "references": ["q1@example.test"],
+        "attachments": [{"filename": "menu.bin", "data": "AAECAwQ="}],
+        "answers": [inbox, 1],
+    });
+    let (status, v) = w.call(Method::POST, "/api/send", Some(&alice), Some(message), true).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!((v["local"].as_u64(), v["remote"].as_u64()), (Some(1), Some(2)));
+
+    let queued = w.store.queue_entries(None).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].id.as_str(), v["queued_as"].as_str().unwrap());
+    let mut remote: Vec<String> = queued[0].recipients.iter().map(|r| r.address.to_string()).collect();
+    remote.sort();
+    assert_eq!(remote, ["carol@remote.test", "dave@remote.test"], "Bcc is an envelope recipient");
+    assert_eq!(queued[0].sender.as_ref().map(ToString::to_string).as_deref(), Some("alice@example.test"));
+
+    let bob = w.sign_in("bob").await;
+    let bob_inbox = w.inbox_id(&bob).await;
+    let (_, got) = w.call(Method::GET, &format!("/api/folders/{bob_inbox}/messages/1"), Some(&bob), None, false).await;
+    assert_eq!(got["subject"], "Re: lunch?");
+    assert_eq!(got["text"].as_str().map(str::trim_end), Some("Yes."));
+    assert_eq!(got["attachments"][0]["filename"], "menu.bin");
+    let raw = raw_message(&w, "bob", 1).await;
+    assert!(raw.contains("In-Reply-To: <q1@example.test>"), "{raw}");
+    assert!(!raw.to_ascii_lowercase().contains("dave@remote.test"), "no Bcc in what is sent: {raw}");
+    assert!(raw.starts_with("Received: from [127.0.0.1] by mail.example.test with HTTP"), "{raw}");
+
+    let (_, folders) = w.call(Method::GET, "/api/folders", Some(&alice), None, false).await;
+    let sent = folders["folders"].as_array().unwrap().iter().find(|f| f["role"] == "sent").unwrap().clone();
+    assert_eq!((sent["total"].as_u64(), sent["unread"].as_u64()), (Some(1), Some(0)), "the Sent copy, seen");
+    let (_, list) = w.call(Method::GET, &format!("/api/folders/{inbox}/messages"), Some(&alice), None, false).await;
+    assert_eq!(list["rows"][0]["answered"], true, "the original is marked answered");
+
+    let bad = json!({"to": "nobody@example.test", "subject": "x"});
+    let (status, v) = w.call(Method::POST, "/api/send", Some(&alice), Some(bad), true).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "nobody@example.test: no such user here"}))
+    );
+    let (status, _) = w.call(Method::POST, "/api/send", Some(&alice), Some(json!({"subject": "x"})), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no recipient");
+    assert_eq!(w.store.queue_entries(None).await.unwrap().len(), 1, "nothing more was queued");
+}
+
+#[tokio::test]
+async fn drafts_are_saved_resumed_and_replaced() {
+    let w = world().await;
+    let alice = w.sign_in("alice").await;
+    let draft = json!({"to": "not an address", "bcc": "b@remote.test", "subject": "Plans", "body": "Draft one.\n"});
+    let (status, v) = w.call(Method::POST, "/api/drafts", Some(&alice), Some(draft), true).await;
+    assert_eq!(status, StatusCode::CREATED, "a draft may have bad recipients: {v}");
+    let (folder, uid) = (v["folder"].as_i64().unwrap(), v["uid"].as_u64().unwrap());
+    // The composer resumes it whole, Bcc included.
+    let req = Request::get(format!("/compose?draft={folder}:{uid}"))
+        .header(header::COOKIE, &alice.cookie)
+        .body(Body::empty())
+        .unwrap();
+    let res = w.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = String::from_utf8(axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    for expected in [
+        r#"value="not an address""#,
+        r#"value="b@remote.test""#,
+        r#"value="Plans""#,
+        "Draft one.",
+        &format!(r#"name="replaces" value="{folder}:{uid}""#),
+    ] {
+        assert!(page.contains(expected), "{expected} in {page}");
+    }
+    let second =
+        json!({"to": "bob@example.test", "subject": "Plans", "body": "Draft two.\n", "replaces": [folder, uid]});
+    let (_, v) = w.call(Method::POST, "/api/drafts", Some(&alice), Some(second), true).await;
+    let new_uid = v["uid"].as_u64().unwrap();
+    let (_, list) = w.call(Method::GET, &format!("/api/folders/{folder}/messages"), Some(&alice), None, false).await;
+    let uids: Vec<u64> = list["rows"].as_array().unwrap().iter().map(|r| r["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids, [new_uid], "the old draft is replaced");
+    let send = json!({"to": "bob@example.test", "subject": "Plans", "body": "Final.\n", "replaces": [folder, new_uid]});
+    let (status, _) = w.call(Method::POST, "/api/send", Some(&alice), Some(send), true).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = w.call(Method::GET, &format!("/api/folders/{folder}/messages"), Some(&alice), None, false).await;
+    assert_eq!(list["total"], 0, "a sent draft leaves Drafts");
+}
+
+async fn raw_message(w: &World, user: &str, uid: u32) -> String {
+    let address = mailroom_types::Address::parse(&format!("{user}@example.test")).unwrap();
+    let account = w.store.account(&address).await.unwrap().unwrap();
+    let inbox = w.store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
+    let m = w.store.message(inbox.id, mailroom_types::Uid::new(uid).unwrap()).await.unwrap().unwrap();
+    let mut buf = Vec::new();
+    assert!(w.store.read_blob(&m.blob, &mut buf).await.unwrap());
+    String::from_utf8(buf).unwrap()
+}
+
+#[tokio::test]
+async fn the_sending_rate_is_the_users_as_on_port_587() {
+    let w = world_with_rate(1).await;
+    let alice = w.sign_in("alice").await;
+    let message = json!({"to": "bob@example.test", "subject": "one", "body": "1\n"});
+    let (status, _) = w.call(Method::POST, "/api/send", Some(&alice), Some(message.clone()), true).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = w.call(Method::POST, "/api/send", Some(&alice), Some(message), true).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::TOO_MANY_REQUESTS, json!({"error": "too much mail sent recently; try again later"}))
+    );
 }
