@@ -77,7 +77,12 @@ pub struct App {
     pub sessions: session::Sessions,
     /// CSS and script, fingerprinted.
     pub assets: assets::Assets,
+    /// Each mailbox's (HIGHESTMODSEQ, messages, unread), as last counted.
+    counts: std::sync::Mutex<Counts>,
 }
+
+/// See [`App`]'s `counts`.
+type Counts = std::collections::HashMap<mailroom_types::MailboxId, (mailroom_types::ModSeq, u32, u32)>;
 
 impl std::ops::Deref for App {
     type Target = WebContext;
@@ -91,7 +96,7 @@ impl App {
     pub fn new(ctx: WebContext) -> Arc<App> {
         let c = &ctx.config;
         let sessions = session::Sessions::new(c.session_idle.0, c.session_lifetime.0, c.max_sessions);
-        Arc::new(App { ctx, sessions, assets: assets::Assets::new() })
+        Arc::new(App { ctx, sessions, assets: assets::Assets::new(), counts: Default::default() })
     }
 
     /// Every route: the pages, the API and the assets.

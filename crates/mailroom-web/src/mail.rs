@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::{App, WebError};
 
+/// The most mailboxes whose counts are kept; past it the cache starts over.
+const MAX_COUNTED: usize = 100_000;
+
 /// A folder with its counts, for the folder list.
 #[derive(Debug, Clone, Serialize)]
 pub struct Folder {
@@ -55,16 +58,33 @@ impl App {
     pub async fn folders(&self, account: AccountId) -> Result<Vec<Folder>, WebError> {
         let mut out = Vec::new();
         for m in self.store.mailboxes(account).await? {
-            let status = self.store.mailbox_status(m.id).await?;
-            out.push(Folder {
-                id: m.id.0,
-                role: role(&m),
-                name: m.name,
-                total: status.messages,
-                unread: status.unseen,
-            });
+            let (total, unread) = self.counts(&m).await?;
+            out.push(Folder { id: m.id.0, role: role(&m), name: m.name, total, unread });
         }
         Ok(out)
+    }
+
+    /// A mailbox's message and unread counts. Every page shows them for
+    /// every folder, so they are kept per mailbox with the HIGHESTMODSEQ
+    /// they were counted at: every arrival, flag change and expunge bumps
+    /// it, so an entry whose modseq still matches is exact.
+    async fn counts(&self, m: &MailboxRecord) -> Result<(u32, u32), WebError> {
+        if let Some(&(modseq, total, unread)) = self.lock_counts().get(&m.id)
+            && modseq == m.highest_modseq
+        {
+            return Ok((total, unread));
+        }
+        let status = self.store.mailbox_status(m.id).await?;
+        let mut counts = self.lock_counts();
+        if counts.len() >= MAX_COUNTED {
+            counts.clear();
+        }
+        counts.insert(m.id, (status.highest_modseq, status.messages, status.unseen));
+        Ok((status.messages, status.unseen))
+    }
+
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, crate::Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The user's mailbox `id`, or NotFound (also for another user's).
