@@ -307,8 +307,9 @@ struct WebmailArgs {
     #[arg(long, default_value_t = 20, value_name = "SECS")]
     duration: u64,
     /// The longest think time between a user's requests, in ms (uniform
-    /// from 0; 0: none, a closed loop).
-    #[arg(long, default_value_t = 200, value_name = "MS")]
+    /// from 0: a person clicking through a folder; 200: overload, for
+    /// capacity; 0: none, a closed loop).
+    #[arg(long, default_value_t = 4000, value_name = "MS")]
     think_ms: u64,
     #[command(flatten)]
     run: RunArgs,

@@ -27,9 +27,11 @@
 //!    (its UIDs read from the page's `data-uid` attributes), and that
 //!    message's body when its page frames one (an HTML message). Between
 //!    requests each user waits a random think time, uniform in
-//!    0..=`--think-ms` (default 200 ms, so about 10 requests per second
-//!    each, far busier than a person reading mail; 0 makes it a closed loop
-//!    measuring capacity rather than latency). Starts are spread over the
+//!    0..=`--think-ms`. The default, 4,000 ms (2 s on average, so about
+//!    half a request per second each), is still a brisk person clicking
+//!    through a folder; `--think-ms 200` asks for about ten times what
+//!    this machine serves and measures capacity under overload, and 0
+//!    makes it a closed loop. Starts are spread over the
 //!    same interval, so that the users do not arrive as one burst. Every
 //!    request's latency counts; any status but 200, and any failed
 //!    exchange, is an error. Reported: requests per second, p50, p90, p99
