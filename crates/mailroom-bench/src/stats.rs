@@ -188,6 +188,40 @@ pub fn print_summary(reports: &[RunReport]) {
     }
 }
 
+/// A summary table's column: header, width, precision, and the value of a
+/// run's report.
+pub type Column<R> = (&'static str, usize, usize, fn(&R) -> Option<f64>);
+
+/// Prints a header, `note`, one row per run and (with several runs) the
+/// medians; returns the medians, for the targets.
+pub fn print_table<R>(columns: &[Column<R>], reports: &[R], note: &str) -> Vec<Option<f64>> {
+    let mut header = format!("{:<8}", "run");
+    for (name, width, _, _) in columns {
+        header.push_str(&format!("{name:>width$}"));
+    }
+    println!("{header}");
+    println!("{note}");
+    let row = |label: &str, values: &[Option<f64>]| {
+        let mut line = format!("{label:<8}");
+        for ((_, width, prec, _), v) in columns.iter().zip(values) {
+            match v {
+                Some(v) => line.push_str(&format!("{v:>width$.prec$}")),
+                None => line.push_str(&format!("{:>width$}", "-")),
+            }
+        }
+        println!("{line}");
+    };
+    let all: Vec<Vec<Option<f64>>> = reports.iter().map(|r| columns.iter().map(|c| (c.3)(r)).collect()).collect();
+    for (i, values) in all.iter().enumerate() {
+        row(&(i + 1).to_string(), values);
+    }
+    let med: Vec<Option<f64>> = (0..columns.len()).map(|k| median(all.iter().filter_map(|v| v[k]))).collect();
+    if reports.len() > 1 {
+        row("median", &med);
+    }
+    med
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

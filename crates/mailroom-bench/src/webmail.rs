@@ -291,8 +291,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The summary table's columns: header, width, precision, value.
-type Column = (&'static str, usize, usize, fn(&Report) -> Option<f64>);
+/// The summary table's columns.
+type Column = crate::stats::Column<Report>;
 
 /// Every column of the summary table.
 const COLUMNS: &[Column] = &[
@@ -315,30 +315,11 @@ const COLUMNS: &[Column] = &[
 
 /// Prints one row per run, the medians, and the targets against them.
 pub fn print_summary(reports: &[Report]) {
-    let mut header = format!("{:<8}", "run");
-    for (name, width, _, _) in COLUMNS {
-        header.push_str(&format!("{name:>width$}"));
-    }
-    println!("{header}");
-    println!("(ms; list/msg/body: cold, median and p99 one at a time; p50..max: the concurrent users)");
-    let row = |label: &str, values: &[Option<f64>]| {
-        let mut line = format!("{label:<8}");
-        for ((_, width, prec, _), v) in COLUMNS.iter().zip(values) {
-            match v {
-                Some(v) => line.push_str(&format!("{v:>width$.prec$}")),
-                None => line.push_str(&format!("{:>width$}", "-")),
-            }
-        }
-        println!("{line}");
-    };
-    let all: Vec<Vec<Option<f64>>> = reports.iter().map(|r| COLUMNS.iter().map(|c| (c.3)(r)).collect()).collect();
-    for (i, values) in all.iter().enumerate() {
-        row(&(i + 1).to_string(), values);
-    }
-    let med: Vec<Option<f64>> = (0..COLUMNS.len()).map(|k| median(all.iter().filter_map(|v| v[k]))).collect();
-    if reports.len() > 1 {
-        row("median", &med);
-    }
+    let med = crate::stats::print_table(
+        COLUMNS,
+        reports,
+        "(ms; list/msg/body: cold, median and p99 one at a time; p50..max: the concurrent users)",
+    );
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     let under = |what: &str, value: Option<f64>, target: f64| {
         if let Some(v) = value {
