@@ -386,3 +386,19 @@ async fn the_sending_rate_is_the_users_as_on_port_587() {
         (StatusCode::TOO_MANY_REQUESTS, json!({"error": "too much mail sent recently; try again later"}))
     );
 }
+
+#[tokio::test]
+async fn passwords_never_cross_a_network_in_the_clear() {
+    let w = world().await;
+    let body = json!({"address": "alice@example.test", "password": "pw-alice"}).to_string();
+    let mut req =
+        Request::post("/api/session").header(header::CONTENT_TYPE, "application/json").body(Body::from(body)).unwrap();
+    req.extensions_mut()
+        .insert(mailroom_web::serve::Peer { ip: std::net::Ipv4Addr::new(192, 0, 2, 7).into(), tls: false });
+    let res = w.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.headers().get(header::SET_COOKIE).is_none(), "no session");
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v, json!({"error": "sign in over HTTPS: passwords are not accepted over plain HTTP"}));
+}

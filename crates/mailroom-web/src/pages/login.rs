@@ -63,6 +63,7 @@ pub(super) async fn submit(
             Ok(r)
         }
         Err(WebError::SignedOut) => failed("Wrong address or password."),
+        Err(WebError::Invalid(why)) => failed(&why),
         Err(e) => {
             warn!(error = %e, "sign-in failed");
             failed("Signing in is not possible right now; please try again.")
@@ -98,8 +99,14 @@ impl CsrfOnly {
 
 impl App {
     /// Checks a password and starts a session; a failure waits out its
-    /// throttling delay first and is [`WebError::SignedOut`].
+    /// throttling delay first and is [`WebError::SignedOut`]. Refused
+    /// ([`WebError::Invalid`]) over plain HTTP from anywhere but loopback.
     pub async fn sign_in(&self, peer: Peer, address: &str, password: &str) -> Result<String, WebError> {
+        // As for IMAP, POP3 and submission: no password crosses a network
+        // in the clear. A TLS proxy in front of `http` runs on loopback.
+        if !(peer.tls || peer.ip.is_loopback()) {
+            return Err(WebError::Invalid("sign in over HTTPS: passwords are not accepted over plain HTTP".into()));
+        }
         let password = Secret::new(password.to_string());
         match self.auth.login(&self.store, peer.ip, address, &password).await? {
             Login::Success(account) => {
