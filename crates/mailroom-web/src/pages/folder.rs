@@ -102,7 +102,7 @@ fn list_content(
                 button type="submit" name="op" value="unread" { "Mark unread" }
                 button type="submit" name="op" value="flag" { "Flag" }
                 button type="submit" name="op" value="unflag" { "Unflag" }
-                button type="submit" name="op" value="delete" { "Delete" }
+                (delete_button(r == Some("trash")))
                 (move_select(folders, mailbox.id.0))
             }
             // One element whether or not there are rows, so a live update
@@ -158,6 +158,18 @@ fn field_name(f: Field) -> &'static str {
         Field::From => "from",
         Field::To => "to",
         Field::Body => "body",
+    }
+}
+
+/// The Delete button; in Trash, where deleting is for good, it asks first
+/// (when script runs) and says so.
+pub(super) fn delete_button(for_good: bool) -> Markup {
+    html! {
+        @if for_good {
+            button.danger type="submit" name="op" value="delete" data-confirm="Delete for good? This cannot be undone." { "Delete for good" }
+        } @else {
+            button type="submit" name="op" value="delete" { "Delete" }
+        }
     }
 }
 

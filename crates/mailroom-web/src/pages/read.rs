@@ -105,7 +105,7 @@ fn message_content(
                     button type="submit" name="op" value="unread" { "Mark unread" }
                     @if flagged { button type="submit" name="op" value="unflag" { "Unflag" } }
                     @else { button type="submit" name="op" value="flag" { "Flag" } }
-                    button type="submit" name="op" value="delete" { "Delete" }
+                    (super::folder::delete_button(crate::mail::role(mailbox) == Some("trash")))
                     (super::folder::move_select(folders, mailbox.id.0))
                 }
                 a href={ (base) "/raw" } download { "Download .eml" }
