@@ -210,6 +210,11 @@ fn header_block(index: usize, count: usize, date: &str, marks: Marks) -> String 
     )
 }
 
+/// A message arriving now, unread.
+fn arrived(content: mailroom_store::NewContent, size: u64, headers: HeaderCache) -> NewMessage {
+    NewMessage { content, size, internal_date: SystemTime::now(), flags: Flags::empty(), keywords: Vec::new(), headers }
+}
+
 /// Opens the store in `data_dir` (the server must not be running) and
 /// delivers one message of each size into alice's INBOX, the blobs written
 /// and fsync'd as the server does, many at once so that commits group.
@@ -274,15 +279,7 @@ async fn deliver_one(
     })
     .await
     .context("a blob-writing task panicked")??;
-    let new = NewMessage {
-        content,
-        size,
-        internal_date: SystemTime::now(),
-        flags: Flags::empty(),
-        keywords: Vec::new(),
-        headers,
-    };
-    store.deliver(&new, &[account]).await.context("delivery failed")?;
+    store.deliver(&arrived(content, size, headers), &[account]).await.context("delivery failed")?;
     Ok(())
 }
 
@@ -296,15 +293,7 @@ pub async fn deliver_raw(data_dir: &Path, raw: Vec<u8>, headers: HeaderCache) ->
     let (content, size) = tokio::task::spawn_blocking(move || blobs.content(ids.blob_id(SystemTime::now()), raw))
         .await
         .context("a blob-writing task panicked")??;
-    let new = NewMessage {
-        content,
-        size,
-        internal_date: SystemTime::now(),
-        flags: Flags::empty(),
-        keywords: Vec::new(),
-        headers,
-    };
-    store.deliver(&new, &[account.id]).await.context("delivery failed")?;
+    store.deliver(&arrived(content, size, headers), &[account.id]).await.context("delivery failed")?;
     Ok(())
 }
 

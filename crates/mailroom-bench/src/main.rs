@@ -315,6 +315,27 @@ struct WebmailArgs {
     run: RunArgs,
 }
 
+/// Makes `runs` runs with `one` (which prints its report), then the line
+/// the medians follow. Every run's servers, and so their data directories,
+/// are handed back to be kept until the end: as in the SMTP modes, deleting
+/// thousands of blob files between runs would slow the next run's writes.
+async fn each_run<R, S, Fut>(runs: usize, mut one: impl FnMut(usize) -> Fut) -> Result<(Vec<R>, Vec<S>)>
+where
+    Fut: std::future::Future<Output = Result<(R, S)>>,
+{
+    let (mut reports, mut kept) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for run in 1..=runs {
+        let (report, server) = one(run).await?;
+        reports.push(report);
+        kept.push(server);
+    }
+    println!();
+    if reports.len() > 1 {
+        println!("median of {} runs:", reports.len());
+    }
+    Ok((reports, kept))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -458,20 +479,14 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         perf: args.perf.clone(),
         limit: Duration::from_secs(args.run.timeout),
     };
-    let mut reports = Vec::with_capacity(args.run.runs);
-    // As in the SMTP modes, every run's directory is kept until the end:
-    // deleting thousands of blob files would slow the next run's writes.
-    let mut kept = Vec::with_capacity(args.run.runs);
-    for run in 1..=args.run.runs {
-        let (report, server) = pop3::run(&setup, &options, &sizes, run).await?;
-        kept.push(server);
-        report.print(run, args.run.runs);
-        reports.push(report);
-    }
-    println!();
-    if reports.len() > 1 {
-        println!("median of {} runs:", reports.len());
-    }
+    let runs = args.run.runs;
+    let (setup, options, sizes) = (&setup, &options, &sizes);
+    let (reports, _kept) = each_run(runs, |run| async move {
+        let (report, server) = pop3::run(setup, options, sizes, run).await?;
+        report.print(run, runs);
+        Ok((report, server))
+    })
+    .await?;
     pop3::print_summary(&reports);
     Ok(())
 }
@@ -516,19 +531,14 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
         limit: Duration::from_secs(args.run.timeout),
     };
     let corpus = imap::Corpus::generate(&sizes).await?;
-    let mut reports = Vec::with_capacity(args.run.runs);
-    // As in the other modes, every run's directories are kept until the end.
-    let mut kept = Vec::with_capacity(2 * args.run.runs);
-    for run in 1..=args.run.runs {
-        let (report, servers) = imap::run(&setup, &options, &sizes, &corpus, run).await?;
-        kept.extend(servers);
-        report.print(run, args.run.runs);
-        reports.push(report);
-    }
-    println!();
-    if reports.len() > 1 {
-        println!("median of {} runs:", reports.len());
-    }
+    let runs = args.run.runs;
+    let (setup, options, sizes, corpus) = (&setup, &options, &sizes, &corpus);
+    let (reports, _kept) = each_run(runs, |run| async move {
+        let (report, servers) = imap::run(setup, options, sizes, corpus, run).await?;
+        report.print(run, runs);
+        Ok((report, servers))
+    })
+    .await?;
     imap::print_summary(&reports);
     Ok(())
 }
@@ -633,19 +643,14 @@ async fn webmail_runs(args: WebmailArgs) -> Result<()> {
         think_ms: args.think_ms,
         limit: Duration::from_secs(args.run.timeout),
     };
-    let mut reports = Vec::with_capacity(args.run.runs);
-    // As in the other modes, every run's directory is kept until the end.
-    let mut kept = Vec::with_capacity(args.run.runs);
-    for run in 1..=args.run.runs {
-        let (report, server) = webmail::run(&setup, &options, &sizes, run).await?;
-        kept.push(server);
-        report.print(run, args.run.runs);
-        reports.push(report);
-    }
-    println!();
-    if reports.len() > 1 {
-        println!("median of {} runs:", reports.len());
-    }
+    let runs = args.run.runs;
+    let (setup, options, sizes) = (&setup, &options, &sizes);
+    let (reports, _kept) = each_run(runs, |run| async move {
+        let (report, server) = webmail::run(setup, options, sizes, run).await?;
+        report.print(run, runs);
+        Ok((report, server))
+    })
+    .await?;
     webmail::print_summary(&reports);
     let errors: u64 = reports.iter().map(|r| r.browse.errors).sum();
     if errors > 0 {
