@@ -77,11 +77,6 @@ impl Sessions {
         self.lock().remove(token);
     }
 
-    /// Ends every session of an account (its password changed, say).
-    pub fn remove_account(&self, account: AccountId) {
-        self.lock().retain(|_, s| s.account != account);
-    }
-
     /// How many sessions are held.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -151,8 +146,8 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.touch(&b, at(5)).is_none(), "b was least recently used");
         assert!(s.touch(&a, at(5)).is_some() && s.touch(&c, at(5)).is_some());
-        s.remove_account(AccountId(1));
-        assert!(s.touch(&a, at(6)).is_none());
+        s.remove(&a);
+        assert!(s.touch(&a, at(6)).is_none(), "signed out");
         s.remove(&c);
         assert!(s.is_empty());
     }
