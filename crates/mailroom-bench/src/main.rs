@@ -381,17 +381,7 @@ async fn run(cli: Cli) -> Result<()> {
             common.connections, common.messages, common.size, common.run.runs
         ),
     )?;
-    let setup = ServerSetup {
-        binary,
-        parent_dir: common.run.dir.clone(),
-        connections: common.connections,
-        message_size: common.size,
-        pop3: false,
-        imap: false,
-        submission: false,
-        http: false,
-        extra_config: String::new(),
-    };
+    let setup = ServerSetup::new(binary, common.run.dir.clone(), common.connections, common.size);
 
     let mut reports = Vec::with_capacity(common.run.runs);
     // Every run's data directory is kept until all runs are over: deleting
@@ -462,15 +452,8 @@ async fn pop3_runs(args: Pop3Args) -> Result<()> {
         ),
     )?;
     let setup = ServerSetup {
-        binary,
-        parent_dir: args.run.dir.clone(),
-        connections: args.idle_sessions + WARM_UP_ROOM,
-        message_size: mailbox::MAX_MESSAGE,
         pop3: true,
-        imap: false,
-        submission: false,
-        http: false,
-        extra_config: String::new(),
+        ..ServerSetup::new(binary, args.run.dir.clone(), args.idle_sessions + WARM_UP_ROOM, mailbox::MAX_MESSAGE)
     };
     let options = pop3::Options {
         idle_sessions: args.idle_sessions,
@@ -514,15 +497,8 @@ async fn imap_runs(args: ImapArgs) -> Result<()> {
         ),
     )?;
     let setup = ServerSetup {
-        binary,
-        parent_dir: args.run.dir.clone(),
-        connections: args.idle_sessions + WARM_UP_ROOM,
-        message_size: mailbox::MAX_MESSAGE,
-        pop3: false,
         imap: true,
-        submission: false,
-        http: false,
-        extra_config: String::new(),
+        ..ServerSetup::new(binary, args.run.dir.clone(), args.idle_sessions + WARM_UP_ROOM, mailbox::MAX_MESSAGE)
     };
     let options = imap::Options {
         window: args.window,
@@ -556,17 +532,8 @@ async fn outbound_runs(args: OutboundArgs) -> Result<()> {
             args.connections, args.messages, args.size, args.run.runs
         ),
     )?;
-    let setup = ServerSetup {
-        binary,
-        parent_dir: args.run.dir.clone(),
-        connections: args.connections,
-        message_size: args.size,
-        pop3: false,
-        imap: false,
-        submission: true,
-        http: false,
-        extra_config: String::new(),
-    };
+    let setup =
+        ServerSetup { submission: true, ..ServerSetup::new(binary, args.run.dir.clone(), args.connections, args.size) };
     let options = outbound::Options {
         connections: args.connections,
         messages: args.messages,
@@ -626,15 +593,8 @@ async fn webmail_runs(args: WebmailArgs) -> Result<()> {
         ),
     )?;
     let setup = ServerSetup {
-        binary,
-        parent_dir: args.run.dir.clone(),
-        connections: args.users + WARM_UP_ROOM,
-        message_size: mailbox::MAX_MESSAGE,
-        pop3: false,
-        imap: false,
-        submission: false,
         http: true,
-        extra_config: String::new(),
+        ..ServerSetup::new(binary, args.run.dir.clone(), args.users + WARM_UP_ROOM, mailbox::MAX_MESSAGE)
     };
     let options = webmail::Options {
         samples: args.samples,

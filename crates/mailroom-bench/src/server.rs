@@ -110,6 +110,24 @@ pub struct ServerSetup {
     pub extra_config: String,
 }
 
+impl ServerSetup {
+    /// The SMTP listener only; a mode turns on what else it measures with
+    /// struct update syntax (`ServerSetup { imap: true, ..ServerSetup::new(..) }`).
+    pub fn new(binary: PathBuf, parent_dir: Option<PathBuf>, connections: usize, message_size: usize) -> ServerSetup {
+        ServerSetup {
+            binary,
+            parent_dir,
+            connections,
+            message_size,
+            pop3: false,
+            imap: false,
+            submission: false,
+            http: false,
+            extra_config: String::new(),
+        }
+    }
+}
+
 /// A configured data directory with the domain and alice added, whose
 /// server is not started yet: the store may be filled directly meanwhile.
 /// Dropping it removes the directory.
