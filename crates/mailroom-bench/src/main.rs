@@ -130,7 +130,7 @@ const MAX_USERS: usize = 5000;
 /// server's default `web.idle_timeout` (60 s), which would otherwise close
 /// idle connections and count as errors.
 const MAX_THINK_MS: u64 = 30_000;
-use crate::server::{BenchServer, RssSampler, ServerSetup};
+use crate::server::{BenchServer, RssSampler, ServerSetup, Spent, Usage};
 use crate::stats::{Latency, RunReport};
 
 /// Benchmarks Mailroom's durable SMTP accept rate, latency and memory.
@@ -626,6 +626,7 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
     describe_dir(&server, run);
     let idle_kib = server.status_kib("VmRSS")?;
     let sampler = RssSampler::start(server.pid());
+    let usage = Usage::start(server.pid());
     let load = client::Load {
         addr: server.addr(),
         connections: common.connections,
@@ -634,6 +635,7 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
         submission: None,
     };
     let outcome = client::run(&load, Arc::clone(&template)).await;
+    let spent = usage.since();
     let samples = sampler.finish()?;
     let alive = server.ensure_running();
     let mut outcome = match (outcome, alive) {
@@ -651,6 +653,7 @@ async fn smtp_run(setup: &ServerSetup, common: &Common, run: usize) -> Result<(R
         wall: outcome.wall,
         size: template.size(),
         latency: Latency::of(&mut outcome.latencies),
+        spent,
     };
     Ok((load.report(idle_kib, &samples, end), server))
 }
@@ -666,6 +669,7 @@ async fn source_run(
     describe_dir(&server, 0);
     let idle_kib = server.status_kib("VmRSS")?;
     let sampler = RssSampler::start(server.pid());
+    let usage = Usage::start(server.pid());
     let job = source::Job {
         binary: binary.to_path_buf(),
         addr: server.addr(),
@@ -677,6 +681,7 @@ async fn source_run(
         dir: server.dir().to_path_buf(),
     };
     let outcome = tokio::task::spawn_blocking(move || source::run(&job)).await;
+    let spent = usage.since();
     let samples = sampler.finish()?;
     server.ensure_running()?;
     let outcome = outcome??;
@@ -688,6 +693,7 @@ async fn source_run(
         wall: outcome.wall,
         size: common.size,
         latency: None,
+        spent,
     };
     Ok((load.report(idle_kib, &samples, end), server))
 }
@@ -700,6 +706,7 @@ struct ClientFigures {
     wall: Duration,
     size: usize,
     latency: Option<Latency>,
+    spent: Spent,
 }
 
 impl ClientFigures {
@@ -712,6 +719,7 @@ impl ClientFigures {
             wall: self.wall,
             size: self.size,
             latency: self.latency,
+            spent: self.spent,
             hwm_kib: end.hwm_kib,
             sampled_peak_kib: samples.peak_kib,
             samples: samples.count,

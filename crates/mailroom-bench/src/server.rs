@@ -579,6 +579,63 @@ pub fn cpu_of(pid: &str) -> Duration {
     Duration::from_nanos(nanos)
 }
 
+/// What the server and the host spent over a span of a run: the server's
+/// CPU time, and the share of the host's CPU time the hypervisor took for
+/// other guests (steal), which is what makes one run differ from the next
+/// on a shared machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    server_cpu: Duration,
+    host: HostTicks,
+    pid: u32,
+}
+
+/// `/proc/stat`'s first line: all CPU ticks, and those stolen.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl HostTicks {
+    fn now() -> HostTicks {
+        let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return HostTicks::default() };
+        let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else { return HostTicks::default() };
+        // user nice system idle iowait irq softirq steal guest guest_nice;
+        // guest time is already counted in user and nice.
+        let ticks: Vec<u64> = line.split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+        HostTicks { total: ticks.iter().sum(), steal: ticks.get(7).copied().unwrap_or(0) }
+    }
+}
+
+/// [`Usage::since`]: the figures of one span.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// The server's CPU time, all threads.
+    pub server_cpu: Duration,
+    /// Percent of the host's CPU time stolen by the hypervisor.
+    pub steal_pct: f64,
+}
+
+impl Usage {
+    /// Starts a span for server `pid`.
+    pub fn start(pid: u32) -> Usage {
+        Usage { server_cpu: cpu_of(&pid.to_string()), host: HostTicks::now(), pid }
+    }
+
+    /// What was spent since [`Usage::start`]; call it before the server
+    /// stops, as an exited server's CPU time is gone.
+    pub fn since(&self) -> Spent {
+        let host = HostTicks::now();
+        let total = host.total.saturating_sub(self.host.total);
+        let steal = host.steal.saturating_sub(self.host.steal);
+        Spent {
+            server_cpu: cpu_of(&self.pid.to_string()).saturating_sub(self.server_cpu),
+            steal_pct: if total == 0 { 0.0 } else { 100.0 * steal as f64 / total as f64 },
+        }
+    }
+}
+
 /// The peak of the samples an [`RssSampler`] took.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RssSamples {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::server::Spent;
+
 /// Octets in a MiB.
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -69,6 +71,8 @@ pub struct RunReport {
     pub size: usize,
     /// Per-message latency, when the client measured it.
     pub latency: Option<Latency>,
+    /// The server's CPU time and the host's steal during the load.
+    pub spent: Spent,
     /// The server's VmHWM just before it was stopped, in KiB.
     pub hwm_kib: u64,
     /// The highest VmRSS sampled during the load, in KiB.
@@ -87,6 +91,12 @@ impl RunReport {
     /// Accepted messages per second of wall time.
     pub fn rate(&self) -> f64 {
         self.accepted as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The server's CPU time per accepted message, in microseconds: the
+    /// cost of a message, steadier than the rate on a shared host.
+    pub fn cpu_us_per_message(&self) -> f64 {
+        self.spent.server_cpu.as_secs_f64() * 1e6 / self.accepted.max(1) as f64
     }
 
     /// The peak RSS in MiB: VmHWM, or the sampled peak if higher.
@@ -112,6 +122,12 @@ impl RunReport {
             );
         }
         println!(
+            "  server CPU {:.0} µs per message ({:.2} s in all); host steal {:.0}% of CPU time",
+            self.cpu_us_per_message(),
+            self.spent.server_cpu.as_secs_f64(),
+            self.spent.steal_pct
+        );
+        println!(
             "  server RSS: peak {:.1} MiB (VmHWM {:.1}, sampled peak {:.1} over {} samples), idle {:.1} MiB",
             self.peak_mib(),
             self.hwm_kib as f64 / 1024.0,
@@ -136,9 +152,9 @@ pub fn print_summary(reports: &[RunReport]) {
     if has_latency {
         header.push_str(&format!("{:>10}{:>10}{:>10}{:>10}", "p50 ms", "p90 ms", "p99 ms", "max ms"));
     }
-    header.push_str(&format!("{:>10}{:>9}", "RSS MiB", "stored"));
+    header.push_str(&format!("{:>10}{:>9}{:>12}{:>8}", "RSS MiB", "stored", "CPU µs/msg", "steal%"));
     println!("{header}");
-    let row = |label: &str, cols: [Option<f64>; 11]| {
+    let row = |label: &str, cols: [Option<f64>; 13]| {
         let f = |v: Option<f64>, width: usize, prec: usize| match v {
             Some(v) => format!("{v:>width$.prec$}"),
             None => format!("{:>width$}", "-"),
@@ -158,9 +174,11 @@ pub fn print_summary(reports: &[RunReport]) {
         }
         line.push_str(&f(cols[9], 10, 1));
         line.push_str(&f(cols[10], 9, 0));
+        line.push_str(&f(cols[11], 12, 0));
+        line.push_str(&f(cols[12], 8, 0));
         println!("{line}");
     };
-    let cols = |r: &RunReport| -> [Option<f64>; 11] {
+    let cols = |r: &RunReport| -> [Option<f64>; 13] {
         [
             Some(r.accepted as f64),
             Some(r.errors as f64),
@@ -173,14 +191,16 @@ pub fn print_summary(reports: &[RunReport]) {
             r.latency.map(|l| l.max),
             Some(r.peak_mib()),
             Some(r.stored as f64),
+            Some(r.cpu_us_per_message()),
+            Some(r.spent.steal_pct),
         ]
     };
-    let all: Vec<[Option<f64>; 11]> = reports.iter().map(cols).collect();
+    let all: Vec<[Option<f64>; 13]> = reports.iter().map(cols).collect();
     for (i, c) in all.iter().enumerate() {
         row(&(i + 1).to_string(), *c);
     }
     if reports.len() > 1 {
-        let mut med = [None; 11];
+        let mut med = [None; 13];
         for (k, m) in med.iter_mut().enumerate() {
             *m = median(all.iter().filter_map(|c| c[k]));
         }
