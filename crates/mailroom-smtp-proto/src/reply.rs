@@ -51,21 +51,34 @@ impl Reply {
     /// line become spaces, so a reply is always exactly its lines.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Appends [`Reply::to_bytes`] to `out`, with no allocation of its own:
+    /// a reply is written for every command of every session.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);
         let empty = [String::new()];
         let lines = if self.lines.is_empty() { &empty[..] } else { &self.lines[..] };
         for (i, line) in lines.iter().enumerate() {
             // RFC 5321 §4.2.1: "-" continues a multiline reply, " " ends it.
-            let sep = if i < last { '-' } else { ' ' };
-            let mut text = match self.enhanced {
-                Some(e) if line.is_empty() => e.to_string(),
-                Some(e) => format!("{e} {line}"),
-                None => line.clone(),
-            };
-            text = text.replace(['\r', '\n'], " ");
-            out.extend_from_slice(format!("{:03}{sep}{text}\r\n", self.code).as_bytes());
+            let sep = if i < last { b'-' } else { b' ' };
+            push_number(out, u32::from(self.code), 3);
+            out.push(sep);
+            if let Some(EnhancedCode(class, subject, detail)) = self.enhanced {
+                push_number(out, u32::from(class), 1);
+                out.push(b'.');
+                push_number(out, u32::from(subject), 1);
+                out.push(b'.');
+                push_number(out, u32::from(detail), 1);
+                if !line.is_empty() {
+                    out.push(b' ');
+                }
+            }
+            out.extend(line.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+            out.extend_from_slice(b"\r\n");
         }
-        out
     }
 
     /// True for 2xx and 3xx: the command succeeded or may continue
@@ -73,6 +86,22 @@ impl Reply {
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
     }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_number(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 && digits.len() - at >= width {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 impl fmt::Display for Reply {

@@ -511,7 +511,7 @@ impl Server {
     }
 
     fn reply(&mut self, reply: Reply) {
-        self.output.extend_from_slice(&reply.to_bytes());
+        reply.write_to(&mut self.output);
     }
 
     fn close(&mut self) {
