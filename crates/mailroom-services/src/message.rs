@@ -1,7 +1,22 @@
 //! Message helpers over mail-parser.
 
-use mail_parser::MessageParser;
+use std::sync::LazyLock;
+
+use mail_parser::{HeaderName, MessageParser};
 use mailroom_store::HeaderCache;
+
+/// A parser for the cached fields only: every other field (trace fields
+/// above all, one more per hop) is skipped rather than parsed, as this
+/// runs for every message delivered.
+static CACHE_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .header_address(HeaderName::From)
+        .header_address(HeaderName::To)
+        .header_text(HeaderName::Subject)
+        .header_id(HeaderName::MessageId)
+        .header_date(HeaderName::Date)
+        .default_header_ignore()
+});
 
 /// Longest value kept per cached header, in characters.
 const CACHE_CHARS: usize = mailroom_store::HEADER_CACHE_CHARS;
@@ -12,7 +27,7 @@ const CACHE_CHARS: usize = mailroom_store::HEADER_CACHE_CHARS;
 /// its first kilobytes. A message without parsable headers gets an empty
 /// cache rather than an error: the cache only serves listings.
 pub fn header_cache(raw: &[u8]) -> HeaderCache {
-    let Some(msg) = MessageParser::new().parse_headers(raw) else {
+    let Some(msg) = CACHE_PARSER.parse_headers(raw) else {
         return HeaderCache::default();
     };
     let addresses = |a: Option<&mail_parser::Address<'_>>| {
