@@ -7,8 +7,9 @@
 //! [`MAX_BATCH`]), and runs the lot as one batch:
 //!
 //! 1. `BEGIN IMMEDIATE`;
-//! 2. each job inside its own `SAVEPOINT`, so a failing job is rolled back
-//!    alone and gets its own error while the others go on;
+//! 2. the jobs (if one fails: the batch again, each job inside its own
+//!    `SAVEPOINT`, so that the failing job is rolled back alone and gets
+//!    its own error while the others go on);
 //! 3. checks which blobs given up by the batch's jobs (expunge, account
 //!    deletion, a finished queue entry) no message or queue entry
 //!    references any more, and deletes the inline
@@ -90,7 +91,7 @@ impl BatchError {
 
 /// A job computing a `T` with a closure.
 struct Typed<T, F> {
-    work: Option<F>,
+    work: F,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -98,18 +99,16 @@ struct Typed<T, F> {
 impl<T, F> Job for Typed<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send,
+    F: FnMut(&Connection, &mut Effects) -> Result<T> + Send,
 {
     fn run(&mut self, conn: &Connection, effects: &mut Effects) -> bool {
-        let outcome = match self.work.take() {
-            // A panicking job must not take the writer thread (and so every
-            // later write) down with it; its savepoint is rolled back.
-            Some(work) => catch_unwind(AssertUnwindSafe(|| work(conn, effects))).unwrap_or_else(|_| {
-                tracing::error!("store write job panicked");
-                Err(StoreError::Unavailable("internal error in store write".into()))
-            }),
-            None => Err(StoreError::Unavailable("store write job run twice".into())),
-        };
+        let work = &mut self.work;
+        // A panicking job must not take the writer thread (and so every
+        // later write) down with it; its writes are rolled back.
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn, effects))).unwrap_or_else(|_| {
+            tracing::error!("store write job panicked");
+            Err(StoreError::Unavailable("internal error in store write".into()))
+        });
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -137,13 +136,16 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     /// Runs `work` in the writer's next batch and waits until it committed.
+    /// `work` may run more than once, each time in a transaction that is
+    /// rolled back but for the last (see `Writer::execute`): it must only
+    /// act on the database it is given.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job = Box::new(Typed { work: Some(work), outcome: None, reply });
+        let job = Box::new(Typed { work, outcome: None, reply });
         self.jobs.send(job).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -222,26 +224,47 @@ impl Writer {
 
     /// Runs the batch's transaction; returns the blobs to delete once the
     /// replies are out.
+    ///
+    /// Nearly every job succeeds, so the batch first runs with no savepoint
+    /// per job (each costs a statement-journal copy of every page the job
+    /// touches). Only if a job fails is that transaction rolled back and
+    /// the batch run again with a savepoint per job, so that the failing
+    /// job alone is undone: jobs are database work only, so running one
+    /// twice is safe.
     fn execute(
         &self,
         batch: &mut [Box<dyn Job>],
         effects: &mut Effects,
     ) -> std::result::Result<Vec<BlobId>, BatchError> {
         self.exec("BEGIN IMMEDIATE")?;
-        let result = self.run_jobs(batch, effects).and_then(|()| self.prepare_commit(effects));
-        match result {
-            Ok(unreferenced) => match self.exec("COMMIT") {
-                Ok(()) => Ok(unreferenced),
-                Err(e) => {
-                    self.rollback();
-                    Err(e)
-                }
-            },
+        let mut all = Effects::default();
+        if batch.iter_mut().all(|job| job.run(&self.conn, &mut all)) {
+            *effects = all;
+            return self.commit(effects);
+        }
+        self.rollback();
+        if batch.len() == 1 {
+            // The one job failed and is undone; it reports its own error.
+            return Ok(Vec::new());
+        }
+        self.exec("BEGIN IMMEDIATE")?;
+        match self.run_jobs(batch, effects) {
+            Ok(()) => self.commit(effects),
             Err(e) => {
                 self.rollback();
                 Err(e)
             }
         }
+    }
+
+    /// Finishes the open transaction: drops what the batch left
+    /// unreferenced, then commits.
+    fn commit(&self, effects: &Effects) -> std::result::Result<Vec<BlobId>, BatchError> {
+        let result = self.prepare_commit(effects).and_then(|unreferenced| self.exec("COMMIT").map(|()| unreferenced));
+        if result.is_err() {
+            self.rollback();
+        }
+        result
     }
 
     fn run_jobs(&self, batch: &mut [Box<dyn Job>], effects: &mut Effects) -> std::result::Result<(), BatchError> {
@@ -366,9 +389,12 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started, running) = oneshot::channel::<()>();
         let h = handle.clone();
+        let mut started = Some(started);
         tokio::spawn(async move {
             h.write(move |_, _| {
-                let _ = started.send(());
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
                 wait.recv().map_err(|_| StoreError::Unavailable("test blocker dropped".into()))
             })
             .await
