@@ -12,9 +12,9 @@
 //! - Output is flushed to the client whenever it passes the session's
 //!   flush size, so `FETCH 1:* BODY[]` never holds a mailbox in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mailroom_imap_proto::Server;
 use mailroom_imap_proto::command::{FetchItem, InternalDate};
@@ -132,10 +132,18 @@ fn sets_seen(item: &FetchItem) -> bool {
 /// render them ahead on the store's read threads ([`stream_messages`]).
 const STREAM_FROM: usize = 8;
 
-/// How much message data one read-ahead batch holds: with the batch being
-/// written, what a streaming FETCH keeps in memory (beside one message
+/// How much message data one read-ahead batch holds (beside one message
 /// larger than this, which makes a batch of its own).
 const BATCH_BYTES: u64 = 2 << 20;
+
+/// Read-ahead batches in flight while one is written: enough that the
+/// read threads rarely wait for the writer, or it for them. With the
+/// batch being written and the [`Buffers`] kept, what a streaming FETCH
+/// holds in memory.
+const READ_AHEAD: usize = 2;
+
+/// At most this much spare buffer capacity is kept for reuse.
+const KEEP_BYTES: usize = (READ_AHEAD + 1) * BATCH_BYTES as usize;
 
 /// A rendered response at least this large is written to the client
 /// straight from where it was rendered, not copied into the output first.
@@ -295,11 +303,42 @@ struct Rendered {
     tail: Vec<u8>,
 }
 
+/// Buffers of messages already written, for the read threads to read the
+/// next messages into ([`mailroom_store::BlobBytes::take`]), so a streaming FETCH
+/// allocates (and zeroes) memory for its first batches only. At most
+/// [`KEEP_BYTES`] are kept.
+#[derive(Default)]
+struct Buffers {
+    spare: Mutex<(Vec<Vec<u8>>, usize)>,
+}
+
+impl Buffers {
+    /// A buffer written out, or an empty one.
+    fn take(&self) -> Vec<u8> {
+        let mut guard = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let (spare, kept) = &mut *guard;
+        let buf = spare.pop().unwrap_or_default();
+        *kept -= buf.capacity();
+        buf
+    }
+
+    /// Keeps `buf` for a later read, if there is room. Its contents stay:
+    /// a read into it overwrites them instead of zeroing first.
+    fn give(&self, buf: Vec<u8>) {
+        let mut guard = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let (spare, kept) = &mut *guard;
+        if *kept + buf.capacity() <= KEEP_BYTES {
+            *kept += buf.capacity();
+            spare.push(buf);
+        }
+    }
+}
+
 /// Writes the responses of a FETCH that reads many messages: batches of
 /// about [`BATCH_BYTES`] are read and rendered on the store's read
-/// threads, all cores at once, the next one while this session writes the
-/// last to the client. Returns whether some message was gone, or the
-/// outcome that ended the command early.
+/// threads, all cores at once, the next [`READ_AHEAD`] while this session
+/// writes the last to the client. Returns whether some message was gone,
+/// or the outcome that ended the command early.
 async fn stream_messages<S: AsyncWrite + Unpin>(
     stream: &mut S,
     server: &mut Server,
@@ -321,8 +360,9 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
     if !batch.is_empty() {
         batches.push(batch);
     }
+    let buffers = Arc::new(Buffers::default());
     let read_ahead = |batch: Vec<(usize, Msg)>| {
-        let (store, render) = (store.clone(), Arc::clone(&render));
+        let (store, render, buffers) = (store.clone(), Arc::clone(&render), Arc::clone(&buffers));
         tokio::spawn(async move {
             let blobs = batch.iter().map(|(_, m)| m.blob.clone()).collect();
             store
@@ -332,10 +372,11 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
                     // this session could announce it (RFC 9051 §7.5.1).
                     let raw = raw?;
                     let mut head = Vec::new();
-                    Some(render.message(&mut head, *i as u32 + 1, m, raw, None, true).map(|raw_at| match raw_at {
+                    let raw_at = render.message(&mut head, *i as u32 + 1, m, raw.bytes(), None, true);
+                    Some(raw_at.map(|raw_at| match raw_at {
                         Some(at) => {
                             let tail = head.split_off(at);
-                            Rendered { head, raw: Some(std::mem::take(raw)), tail }
+                            Rendered { head, raw: Some(raw.take(buffers.take())), tail }
                         }
                         None => Rendered { head, raw: None, tail: Vec::new() },
                     }))
@@ -344,30 +385,33 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
         })
     };
     let mut batches = batches.into_iter();
-    let mut next = batches.next().map(read_ahead);
+    let mut pending: VecDeque<_> = batches.by_ref().take(READ_AHEAD).map(read_ahead).collect();
     let mut missing = false;
-    while let Some(task) = next.take() {
+    while let Some(task) = pending.pop_front() {
         let rendered = match task.await {
             Ok(Ok(rendered)) => rendered,
             Ok(Err(e)) => return Ok(Err(store_failure(&e))),
             Err(e) => return Ok(Err(store_failure(&StoreError::Unavailable(format!("fetch task failed: {e}"))))),
         };
-        next = batches.next().map(read_ahead);
+        pending.extend(batches.next().map(read_ahead));
         for response in rendered {
             match response {
                 None => missing = true,
                 Some(Err(refused)) => return Ok(Err(refused.outcome())),
                 Some(Ok(Rendered { head, raw, tail })) => {
-                    for part in [Some(head), raw, Some(tail)].into_iter().flatten() {
-                        if part.len() >= WRITE_DIRECT {
+                    server.output_mut().extend_from_slice(&head);
+                    if let Some(raw) = raw {
+                        if raw.len() >= WRITE_DIRECT {
                             write_output(stream, server).await?;
-                            write_bytes(stream, &part).await?;
+                            write_bytes(stream, &raw).await?;
                         } else {
-                            server.output_mut().extend_from_slice(&part);
-                            if server.output_len() >= FLUSH_AT {
-                                write_output(stream, server).await?;
-                            }
+                            server.output_mut().extend_from_slice(&raw);
                         }
+                        buffers.give(raw);
+                    }
+                    server.output_mut().extend_from_slice(&tail);
+                    if server.output_len() >= FLUSH_AT {
+                        write_output(stream, server).await?;
                     }
                 }
             }

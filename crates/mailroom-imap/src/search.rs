@@ -69,7 +69,7 @@ impl Session<'_> {
             let blobs = loaded.iter().map(|(_, m)| m.blob.clone()).collect();
             let scan = Arc::new(Scan { key: search.key.clone(), subjects, loaded, count, max_uid, now });
             let visit = Arc::clone(&scan);
-            match store.scan_blobs(blobs, move |i, raw| visit.matches(i, raw.map(|r| r.as_slice()))).await {
+            match store.scan_blobs(blobs, move |i, raw| visit.matches(i, raw.as_ref().map(|r| r.bytes()))).await {
                 Ok(hits) => scan
                     .loaded
                     .iter()

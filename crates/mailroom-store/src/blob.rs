@@ -15,6 +15,46 @@ use mailroom_types::BlobId;
 
 use crate::NewContent;
 
+/// A blob's bytes as [`crate::MailStore::scan_blobs`] hands them to its
+/// visitor: the front of a buffer the read thread reuses for every blob.
+/// The buffer only grows, so it is zeroed once, not before every read.
+#[derive(Debug)]
+pub struct BlobBytes<'a> {
+    buf: &'a mut Vec<u8>,
+    len: usize,
+}
+
+impl<'a> BlobBytes<'a> {
+    pub(crate) fn new(buf: &'a mut Vec<u8>, len: usize) -> BlobBytes<'a> {
+        debug_assert!(len <= buf.len());
+        BlobBytes { buf, len }
+    }
+
+    /// The blob's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The bytes as a buffer of their own, without a copy; `spare` becomes
+    /// the read thread's buffer in its place. A visitor that sends the
+    /// bytes on hands back, as `spare`, a buffer it is done with: its
+    /// length is kept, so the next read into it zeroes nothing.
+    ///
+    /// A buffer more than twice the size of the blob (it held a larger one
+    /// before) stays with the read thread, and the bytes are copied out
+    /// instead: what a visitor keeps is never much more than the bytes.
+    pub fn take(self, spare: Vec<u8>) -> Vec<u8> {
+        /// Small blobs may take a buffer of this size whatever they fill.
+        const SMALL: usize = 8 * 1024;
+        if self.buf.capacity() > 2 * self.len.max(SMALL) {
+            return self.bytes().to_vec();
+        }
+        let mut bytes = std::mem::replace(self.buf, spare);
+        bytes.truncate(self.len);
+        bytes
+    }
+}
+
 /// Where raw message bytes live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -201,6 +241,28 @@ mod tests {
     use super::*;
     use mailroom_types::IdGenerator;
     use std::time::SystemTime;
+
+    #[test]
+    fn taken_bytes_move_unless_the_buffer_is_much_larger() {
+        // A buffer the size of its blob moves to the visitor, uncopied, and
+        // the spare (with its contents) becomes the read thread's.
+        let mut buf = vec![7u8; 20_000];
+        let at = buf.as_ptr();
+        let taken = BlobBytes::new(&mut buf, 15_000).take(vec![1; 300]);
+        assert_eq!((taken.as_ptr(), taken.len()), (at, 15_000));
+        assert!(taken.iter().all(|&b| b == 7));
+        assert_eq!(buf, vec![1; 300]);
+
+        // A buffer that once held a much larger blob stays; the bytes are
+        // copied into one their size.
+        let mut big = vec![0u8; 1 << 20];
+        big[..5].copy_from_slice(b"small");
+        let at = big.as_ptr();
+        let copied = BlobBytes::new(&mut big, 5).take(Vec::new());
+        assert_eq!(copied, b"small");
+        assert!(copied.capacity() < 1 << 20);
+        assert_eq!((big.as_ptr(), big.len()), (at, 1 << 20));
+    }
 
     #[test]
     fn write_finish_read_and_abort() {

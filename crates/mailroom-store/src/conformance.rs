@@ -807,7 +807,7 @@ pub async fn scan_blobs_visits_each_in_order(open: &impl OpenStore) {
     store.expunge(inbox_a, &[gone]).await.expect("expunge");
     barrier(&store, inbox_a).await;
     let seen = store
-        .scan_blobs(ids.clone(), |i, bytes| (i, bytes.map(|b| String::from_utf8_lossy(b).into_owned())))
+        .scan_blobs(ids.clone(), |i, bytes| (i, bytes.map(|b| String::from_utf8_lossy(b.bytes()).into_owned())))
         .await
         .expect("scan");
     assert_eq!(seen.len(), 100);

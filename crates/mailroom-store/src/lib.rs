@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, MailboxId, ModSeq, QueueId, Uid};
 use tokio::sync::broadcast;
 
-pub use blob::{BlobStore, BlobWriter};
+pub use blob::{BlobBytes, BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
@@ -390,12 +390,13 @@ pub trait MailStore: Send + Sync + 'static {
     /// come back in `blobs`' order. The reads and the visits run on the
     /// store's read threads, several at once, so that work over a whole
     /// mailbox (a SEARCH of its text) uses every core and never an async
-    /// thread. Each blob is in memory only while it is visited, unless the
-    /// visitor takes the buffer it is handed (to send it on uncopied).
+    /// thread. Each blob is in memory only while it is visited, in a buffer
+    /// each read thread reuses, unless the visitor takes it
+    /// ([`BlobBytes::take`]).
     fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> impl Future<Output = Result<Vec<T>>> + Send
     where
         T: Send + 'static,
-        F: Fn(usize, Option<&mut Vec<u8>>) -> T + Send + Sync + 'static;
+        F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static;
 
     /// Where large messages' bytes are written (see [`NewContent`]).
     fn blobs(&self) -> &BlobStore;
@@ -590,7 +591,7 @@ impl MailStore for AnyStore {
     async fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> Result<Vec<T>>
     where
         T: Send + 'static,
-        F: Fn(usize, Option<&mut Vec<u8>>) -> T + Send + Sync + 'static,
+        F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static,
     {
         dispatch!(self, s => s.scan_blobs(blobs, visit).await)
     }

@@ -165,8 +165,10 @@ impl App {
             let rest: Vec<&MessageMeta> = index.iter().filter(|m| hits.binary_search(&m.uid).is_err()).collect();
             let blobs = rest.iter().map(|m| m.blob.clone()).collect();
             let needle = needle.clone();
-            let found =
-                self.store.scan_blobs(blobs, move |_, raw| raw.is_some_and(|raw| body_matches(raw, &needle))).await?;
+            let found = self
+                .store
+                .scan_blobs(blobs, move |_, raw| raw.is_some_and(|raw| body_matches(raw.bytes(), &needle)))
+                .await?;
             hits.extend(rest.iter().zip(found).filter(|(_, hit)| *hit).map(|(m, _)| m.uid));
             hits.sort_unstable();
         }

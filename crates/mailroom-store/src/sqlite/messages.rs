@@ -170,8 +170,10 @@ impl<'c> InlineReader<'c> {
         InlineReader { conn, handle: None }
     }
 
-    /// Like [`read_inline`].
-    pub(crate) fn read(&mut self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
+    /// Reads blob `id` into the first octets of `buf` and returns how many
+    /// (`None` if it has no row: it is a file, or gone). `buf` only grows,
+    /// so a buffer reused for many blobs is zeroed once, not per read.
+    pub(crate) fn read(&mut self, id: &BlobId, buf: &mut Vec<u8>) -> Result<Option<usize>> {
         let row = self
             .conn
             .prepare_cached("SELECT rowid, length(data) FROM blob_inline WHERE blob_id = ?1")
@@ -179,7 +181,7 @@ impl<'c> InlineReader<'c> {
             .query_row([id.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
             .optional()
             .db()?;
-        let Some((rowid, len)) = row else { return Ok(false) };
+        let Some((rowid, len)) = row else { return Ok(None) };
         let handle = match &mut self.handle {
             Some(handle) => {
                 handle.reopen(rowid).db()?;
@@ -188,10 +190,11 @@ impl<'c> InlineReader<'c> {
             None => self.handle.insert(self.conn.blob_open("main", "blob_inline", "data", rowid, true).db()?),
         };
         let len = usize::try_from(len).map_err(|_| StoreError::Corrupt(format!("blob {id} has a negative size")))?;
-        buf.clear();
-        buf.resize(len, 0);
-        handle.read_at_exact(buf, 0).db()?;
-        Ok(true)
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        handle.read_at_exact(&mut buf[..len], 0).db()?;
+        Ok(Some(len))
     }
 }
 

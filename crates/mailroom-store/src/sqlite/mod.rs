@@ -41,10 +41,10 @@ use self::convert::Db;
 use self::read::ReadPool;
 use self::writer::WriterHandle;
 use crate::{
-    AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobStore, ChangeEvent, CopyOutcome, DomainRecord,
-    FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent, NewMessage,
-    QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions, SubjectMatches,
-    Submission, Summarizer, Summary,
+    AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobBytes, BlobStore, ChangeEvent, CopyOutcome,
+    DomainRecord, FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent,
+    NewMessage, QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions,
+    SubjectMatches, Submission, Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -498,7 +498,7 @@ impl MailStore for SqliteStore {
     async fn scan_blobs<T, F>(&self, blobs: Vec<BlobId>, visit: F) -> Result<Vec<T>>
     where
         T: Send + 'static,
-        F: Fn(usize, Option<&mut Vec<u8>>) -> T + Send + Sync + 'static,
+        F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static,
     {
         /// At most this many blobs are claimed by a worker at once.
         const CLAIM: usize = 16;
@@ -527,13 +527,15 @@ impl MailStore for SqliteStore {
                     for (i, id) in blobs.iter().enumerate().take((start + claim).min(count)).skip(start) {
                         // Each read is one statement, in a snapshot of its
                         // own, as `read_blob` does.
-                        let found = inline.read(id, &mut buf)?
-                            || match files.read_into(id, &mut buf) {
-                                Ok(()) => true,
-                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                        let found = match inline.read(id, &mut buf)? {
+                            Some(len) => Some(len),
+                            None => match files.read_into(id, &mut buf) {
+                                Ok(()) => Some(buf.len()),
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                                 Err(e) => return Err(e.into()),
-                            };
-                        out.push((i, visit(i, found.then_some(&mut buf))));
+                            },
+                        };
+                        out.push((i, visit(i, found.map(|len| BlobBytes::new(&mut buf, len)))));
                     }
                 }
             })
