@@ -45,7 +45,8 @@ pub struct StoredMessage {
     /// Their length.
     pub size: u64,
     /// The first bytes of the message (at least its header section), for
-    /// the header cache.
+    /// the header cache; may be left empty for inline content, which is
+    /// its own (see [`StoredMessage::head`]).
     pub head: Vec<u8>,
     /// Arrival time.
     pub received_at: SystemTime,
@@ -81,7 +82,16 @@ impl StoredMessage {
             internal_date: self.received_at,
             flags: Flags::empty(),
             keywords: Vec::new(),
-            headers: header_cache(&self.head),
+            headers: header_cache(self.head()),
+        }
+    }
+
+    /// The first bytes of the message: [`StoredMessage::head`], or the
+    /// inline content itself when that was left empty.
+    pub fn head(&self) -> &[u8] {
+        match &self.content {
+            NewContent::Inline(_, bytes) if self.head.is_empty() => bytes,
+            _ => &self.head,
         }
     }
 }

@@ -15,13 +15,13 @@ use mailroom_types::IdGenerator;
 
 /// The whole message: shared when in memory, read from its file otherwise
 /// (off the async threads).
-pub(crate) async fn bytes(blobs: &BlobStore, stored: &StoredMessage) -> io::Result<Arc<[u8]>> {
+pub(crate) async fn bytes(blobs: &BlobStore, stored: &StoredMessage) -> io::Result<Arc<Vec<u8>>> {
     match &stored.content {
         NewContent::Inline(_, bytes) => Ok(Arc::clone(bytes)),
         NewContent::File(id, _) => {
             let (blobs, id) = (blobs.clone(), id.clone());
             let read = tokio::task::spawn_blocking(move || blobs.read(&id)).await.map_err(io::Error::other)??;
-            Ok(read.into())
+            Ok(Arc::new(read))
         }
     }
 }
@@ -36,16 +36,22 @@ pub(crate) async fn replace(
     stored: StoredMessage,
     new: Vec<u8>,
 ) -> io::Result<StoredMessage> {
-    let head_len = new.len().min(mailroom_store::MAX_HEADER_SECTION);
-    let head = new[..head_len].to_vec();
     let size = new.len() as u64;
-    let (content, old_file) = match stored.content {
+    // What the header cache reads, for a file (inline content is its own).
+    let head_of = |bytes: &[u8]| bytes[..bytes.len().min(mailroom_store::MAX_HEADER_SECTION)].to_vec();
+    let (content, head, old_file) = match stored.content {
         // Still small: in memory under the same id, committed with the rows.
         NewContent::Inline(id, _) => match NewContent::inline(id, new) {
-            Ok(content) => (content, None),
-            Err(bytes) => (write_file(blobs, ids.blob_id(now), bytes, &head).await?, None),
+            Ok(content) => (content, Vec::new(), None),
+            Err(bytes) => {
+                let head = head_of(&bytes);
+                (write_file(blobs, ids.blob_id(now), bytes, &head).await?, head, None)
+            }
         },
-        NewContent::File(old, _) => (write_file(blobs, ids.blob_id(now), new, &head).await?, Some(old)),
+        NewContent::File(old, _) => {
+            let head = head_of(&new);
+            (write_file(blobs, ids.blob_id(now), new, &head).await?, head, Some(old))
+        }
     };
     if let Some(old) = old_file {
         let _ = blobs.delete(&old);

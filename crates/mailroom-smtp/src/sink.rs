@@ -15,6 +15,9 @@ const SPILL_AT: usize = NewContent::INLINE_MAX;
 /// The header cache and the stored header section come from at most this
 /// much of the message start.
 const HEAD_BYTES: usize = mailroom_store::MAX_HEADER_SECTION;
+/// The buffer starts with room for this much, so that most messages never
+/// make it grow (and copy itself) as they arrive.
+const FIRST_CAPACITY: usize = 16 * 1024;
 
 /// The state of a blob after a spill: still open with the (emptied) buffer
 /// handed back for reuse, or finished.
@@ -33,6 +36,8 @@ pub(crate) struct Sink {
     id: BlobId,
     writer: Option<BlobWriter>,
     buf: Vec<u8>,
+    /// The message's first [`HEAD_BYTES`], kept once the start of `buf`
+    /// has been written out; until then `buf` holds them.
     head: Vec<u8>,
     /// The length of the trace headers at the start.
     prefix_len: usize,
@@ -52,8 +57,8 @@ impl Sink {
             blobs,
             id,
             writer: None,
-            buf: Vec::new(),
-            head: prefix.clone(),
+            buf: Vec::with_capacity(FIRST_CAPACITY),
+            head: Vec::new(),
             prefix_len,
             complete,
             size: 0,
@@ -67,8 +72,14 @@ impl Sink {
     /// The client's header section so far (without the trace headers),
     /// possibly cut short.
     pub(crate) fn client_header(&self) -> &[u8] {
-        let head = &self.head[self.prefix_len..];
+        let head = self.head();
+        let head = &head[self.prefix_len.min(head.len())..];
         mailroom_store::header_section(head).unwrap_or(head)
+    }
+
+    /// The message's first [`HEAD_BYTES`] (fewer if it is shorter).
+    fn head(&self) -> &[u8] {
+        if self.writer.is_some() { &self.head } else { &self.buf[..self.buf.len().min(HEAD_BYTES)] }
     }
 
     /// Runs the completer, once, while the message start is still in `buf`.
@@ -80,7 +91,6 @@ impl Sink {
         }
         let at = self.prefix_len;
         self.buf.splice(at..at, extra.iter().copied());
-        self.head.splice(at..at, extra.iter().copied());
         self.prefix_len += extra.len();
         self.size += extra.len() as u64;
     }
@@ -89,7 +99,7 @@ impl Sink {
     /// remembered and reported by [`Sink::finish`], so the session keeps
     /// reading the message and answers 451 at its end.
     pub(crate) async fn push(&mut self, data: &[u8]) {
-        if self.head.len() < HEAD_BYTES {
+        if self.writer.is_some() && self.head.len() < HEAD_BYTES {
             let take = data.len().min(HEAD_BYTES - self.head.len());
             self.head.extend_from_slice(&data[..take]);
         }
@@ -110,6 +120,11 @@ impl Sink {
 
     /// Writes the buffer out (and fsyncs when `finish`) off the async threads.
     async fn spill(&mut self, finish: bool) -> io::Result<Option<(BlobId, u64)>> {
+        if self.writer.is_none() {
+            // The message's start leaves memory: keep what the header
+            // checks and the header cache need of it.
+            self.head = self.head().to_vec();
+        }
         let blobs = self.blobs.clone();
         let id = self.id.clone();
         let writer = self.writer.take();
@@ -142,22 +157,76 @@ impl Sink {
         }
         if self.writer.is_none() {
             self.run_completer();
-        }
-        let head = std::mem::take(&mut self.head);
-        if self.writer.is_none() {
             match NewContent::inline(self.id.clone(), std::mem::take(&mut self.buf)) {
                 Ok(content) => {
+                    // Inline content is its own head.
                     let size = content.inline_len().unwrap_or(self.size);
-                    return Ok(StoredMessage { content, size, head, received_at });
+                    return Ok(StoredMessage { content, size, head: Vec::new(), received_at });
                 }
                 // Completing the last line took it past the inline limit.
                 Err(bytes) => self.buf = bytes,
             }
         }
         let (blob, size) = self.spill(true).await?.ok_or_else(|| io::Error::other("blob not finished"))?;
+        let head = std::mem::take(&mut self.head);
         // The blob store may have completed an unterminated last line.
         debug_assert!(size == self.size || size == self.size + 2);
         let header = mailroom_store::header_section(&head).unwrap_or_default().to_vec();
         Ok(StoredMessage { content: NewContent::File(blob, header), size, head, received_at })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailroom_types::IdGenerator;
+
+    const TRACE: &[u8] = b"Received: from a by b; Sun, 22 Nov 2026 05:55:56 +0000\r\n";
+    const HEADER: &[u8] = b"From: a@x.test\r\nSubject: Hello\r\n\r\n";
+
+    fn sink(dir: &std::path::Path) -> Sink {
+        let blobs = BlobStore::open(dir.join("blobs")).unwrap();
+        Sink::new(blobs, IdGenerator::new(1).blob_id(SystemTime::now()), TRACE.to_vec(), None)
+    }
+
+    #[tokio::test]
+    async fn a_small_message_is_its_own_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(dir.path());
+        for piece in [&HEADER[..7], &HEADER[7..], b"body\r\n"] {
+            sink.push(piece).await;
+        }
+        assert_eq!(sink.client_header(), HEADER);
+        let stored = sink.finish(SystemTime::now()).await.unwrap();
+        let whole = [TRACE, HEADER, b"body\r\n"].concat();
+        assert!(matches!(&stored.content, NewContent::Inline(_, bytes) if **bytes == whole));
+        assert!(stored.head.is_empty(), "no second copy of a message held in memory");
+        assert_eq!(stored.head(), whole);
+        assert_eq!(stored.new_message().headers.subject, "Hello");
+    }
+
+    #[tokio::test]
+    async fn a_spilled_message_keeps_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(dir.path());
+        sink.push(HEADER).await;
+        let line = [b'x'; 998];
+        let mut body = 0;
+        while body <= 2 * SPILL_AT {
+            sink.push(&line).await;
+            sink.push(b"\r\n").await;
+            body += line.len() + 2;
+        }
+        assert!(sink.writer.is_some(), "the message spilled to a file");
+        assert_eq!(sink.client_header(), HEADER);
+        let stored = sink.finish(SystemTime::now()).await.unwrap();
+        let NewContent::File(id, header) = &stored.content else { panic!("a large message goes to a file") };
+        assert_eq!(header, &[TRACE, HEADER].concat());
+        assert_eq!(stored.head().len(), HEAD_BYTES);
+        assert!(stored.head().starts_with(&[TRACE, HEADER].concat()));
+        assert_eq!(stored.new_message().headers.subject, "Hello");
+        let file = BlobStore::open(dir.path().join("blobs")).unwrap().read(id).unwrap();
+        assert_eq!(file.len(), TRACE.len() + HEADER.len() + body);
+        assert_eq!(stored.size, file.len() as u64);
     }
 }

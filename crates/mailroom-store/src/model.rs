@@ -299,8 +299,9 @@ pub enum NewContent {
     /// that ENVELOPE and header searches need not open the file.
     File(BlobId, Vec<u8>),
     /// The bytes themselves, at most [`NewContent::INLINE_MAX`] octets and
-    /// ending in CRLF (see [`NewContent::inline`]).
-    Inline(BlobId, Arc<[u8]>),
+    /// ending in CRLF (see [`NewContent::inline`]). A `Vec` inside, so
+    /// that the buffer a message arrived in becomes its content uncopied.
+    Inline(BlobId, Arc<Vec<u8>>),
 }
 
 impl NewContent {
@@ -321,7 +322,7 @@ impl NewContent {
         if !complete {
             bytes.extend_from_slice(b"\r\n");
         }
-        Ok(NewContent::Inline(id, bytes.into()))
+        Ok(NewContent::Inline(id, Arc::new(bytes)))
     }
 
     /// The length of inline content; `None` for a file.
