@@ -309,15 +309,19 @@ struct Rendered {
 /// [`KEEP_BYTES`] are kept.
 #[derive(Default)]
 struct Buffers {
+    /// The buffers kept, shortest first, and their total capacity.
     spare: Mutex<(Vec<Vec<u8>>, usize)>,
 }
 
 impl Buffers {
-    /// A buffer written out, or an empty one.
-    fn take(&self) -> Vec<u8> {
+    /// The shortest buffer written out that holds `len` octets without
+    /// growing (and so zeroing), else the longest; an empty one if none
+    /// is kept.
+    fn take(&self, len: usize) -> Vec<u8> {
         let mut guard = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         let (spare, kept) = &mut *guard;
-        let buf = spare.pop().unwrap_or_default();
+        let at = spare.partition_point(|b| b.len() < len);
+        let buf = if at < spare.len() { spare.remove(at) } else { spare.pop().unwrap_or_default() };
         *kept -= buf.capacity();
         buf
     }
@@ -329,7 +333,8 @@ impl Buffers {
         let (spare, kept) = &mut *guard;
         if *kept + buf.capacity() <= KEEP_BYTES {
             *kept += buf.capacity();
-            spare.push(buf);
+            let at = spare.partition_point(|b| b.len() < buf.len());
+            spare.insert(at, buf);
         }
     }
 }
@@ -376,7 +381,10 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
                     Some(raw_at.map(|raw_at| match raw_at {
                         Some(at) => {
                             let tail = head.split_off(at);
-                            Rendered { head, raw: Some(raw.take(buffers.take())), tail }
+                            // The read thread's next read is most likely
+                            // of the next message: a buffer that fits it.
+                            let next = batch.get(n + 1).map_or(0, |(_, m)| m.size as usize);
+                            Rendered { head, raw: Some(raw.take(|| buffers.take(next))), tail }
                         }
                         None => Rendered { head, raw: None, tail: Vec::new() },
                     }))
@@ -564,5 +572,28 @@ impl Session<'_> {
         } else {
             Outcome::ok(if req.uid { "UID FETCH completed" } else { "FETCH completed" })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spare_buffers_fit_the_next_read_and_stay_bounded() {
+        let buffers = Buffers::default();
+        for len in [1000, 10, 100] {
+            buffers.give(vec![0; len]);
+        }
+        // The shortest that needs no growing, else the longest.
+        assert_eq!(buffers.take(50).len(), 100);
+        assert_eq!(buffers.take(5000).len(), 1000);
+        assert_eq!(buffers.take(0).len(), 10);
+        assert!(buffers.take(1).is_empty(), "none left: a new one");
+        // No more than KEEP_BYTES are kept.
+        buffers.give(vec![0; KEEP_BYTES - 10]);
+        buffers.give(vec![0; 20]);
+        assert_eq!(buffers.take(KEEP_BYTES).len(), KEEP_BYTES - 10);
+        assert!(buffers.take(0).is_empty(), "the buffer past the bound was dropped");
     }
 }

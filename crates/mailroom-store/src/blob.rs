@@ -35,21 +35,22 @@ impl<'a> BlobBytes<'a> {
         &self.buf[..self.len]
     }
 
-    /// The bytes as a buffer of their own, without a copy; `spare` becomes
-    /// the read thread's buffer in its place. A visitor that sends the
-    /// bytes on hands back, as `spare`, a buffer it is done with: its
-    /// length is kept, so the next read into it zeroes nothing.
+    /// The bytes as a buffer of their own, without a copy; the buffer
+    /// `spare` makes becomes the read thread's in its place. A visitor that
+    /// sends the bytes on hands back, as `spare`, a buffer it is done with:
+    /// its length is kept, so the next read into it zeroes nothing.
     ///
     /// A buffer more than twice the size of the blob (it held a larger one
     /// before) stays with the read thread, and the bytes are copied out
-    /// instead: what a visitor keeps is never much more than the bytes.
-    pub fn take(self, spare: Vec<u8>) -> Vec<u8> {
+    /// instead (`spare` is not called): what a visitor keeps is never much
+    /// more than the bytes.
+    pub fn take(self, spare: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
         /// Small blobs may take a buffer of this size whatever they fill.
         const SMALL: usize = 8 * 1024;
         if self.buf.capacity() > 2 * self.len.max(SMALL) {
             return self.bytes().to_vec();
         }
-        let mut bytes = std::mem::replace(self.buf, spare);
+        let mut bytes = std::mem::replace(self.buf, spare());
         bytes.truncate(self.len);
         bytes
     }
@@ -248,7 +249,7 @@ mod tests {
         // the spare (with its contents) becomes the read thread's.
         let mut buf = vec![7u8; 20_000];
         let at = buf.as_ptr();
-        let taken = BlobBytes::new(&mut buf, 15_000).take(vec![1; 300]);
+        let taken = BlobBytes::new(&mut buf, 15_000).take(|| vec![1; 300]);
         assert_eq!((taken.as_ptr(), taken.len()), (at, 15_000));
         assert!(taken.iter().all(|&b| b == 7));
         assert_eq!(buf, vec![1; 300]);
@@ -258,7 +259,7 @@ mod tests {
         let mut big = vec![0u8; 1 << 20];
         big[..5].copy_from_slice(b"small");
         let at = big.as_ptr();
-        let copied = BlobBytes::new(&mut big, 5).take(Vec::new());
+        let copied = BlobBytes::new(&mut big, 5).take(|| unreachable!("no spare is needed"));
         assert_eq!(copied, b"small");
         assert!(copied.capacity() < 1 << 20);
         assert_eq!((big.as_ptr(), big.len()), (at, 1 << 20));
