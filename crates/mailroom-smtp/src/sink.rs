@@ -18,6 +18,9 @@ const HEAD_BYTES: usize = mailroom_store::MAX_HEADER_SECTION;
 /// The buffer starts with room for this much, so that most messages never
 /// make it grow (and copy itself) as they arrive.
 const FIRST_CAPACITY: usize = 16 * 1024;
+// A message spills only once its buffer holds a whole head, so the head
+// kept at the first spill is complete.
+const _: () = assert!(SPILL_AT >= HEAD_BYTES);
 
 /// The state of a blob after a spill: still open with the (emptied) buffer
 /// handed back for reuse, or finished.
@@ -36,8 +39,8 @@ pub(crate) struct Sink {
     id: BlobId,
     writer: Option<BlobWriter>,
     buf: Vec<u8>,
-    /// The message's first [`HEAD_BYTES`], kept once the start of `buf`
-    /// has been written out; until then `buf` holds them.
+    /// The message's first [`HEAD_BYTES`], copied at the first spill;
+    /// until then `buf` holds them.
     head: Vec<u8>,
     /// The length of the trace headers at the start.
     prefix_len: usize,
@@ -99,10 +102,6 @@ impl Sink {
     /// remembered and reported by [`Sink::finish`], so the session keeps
     /// reading the message and answers 451 at its end.
     pub(crate) async fn push(&mut self, data: &[u8]) {
-        if self.writer.is_some() && self.head.len() < HEAD_BYTES {
-            let take = data.len().min(HEAD_BYTES - self.head.len());
-            self.head.extend_from_slice(&data[..take]);
-        }
         self.size += data.len() as u64;
         if self.failed.is_some() {
             return;
