@@ -10,10 +10,71 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mailroom_types::BlobId;
 
 use crate::NewContent;
+use crate::pack::ReadGuard;
+
+/// A blob as [`crate::MailStore::scan_extents`] hands it to its visitor:
+/// read, or only located.
+#[derive(Debug)]
+pub enum Scanned<'a> {
+    /// Its bytes, read.
+    Bytes(BlobBytes<'a>),
+    /// Where its bytes lie, not read.
+    Extent(BlobExtent),
+}
+
+impl<'a> Scanned<'a> {
+    /// The bytes, when they were read.
+    pub fn into_bytes(self) -> Option<BlobBytes<'a>> {
+        match self {
+            Scanned::Bytes(bytes) => Some(bytes),
+            Scanned::Extent(_) => None,
+        }
+    }
+}
+
+/// Where a message's bytes lie in a file, so that a server can send them
+/// to a socket straight from the page cache (`sendfile`) without reading
+/// them into memory first. The bytes stay there while this is held, even
+/// if the message is expunged meanwhile.
+#[derive(Debug, Clone)]
+pub struct BlobExtent {
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+    /// Keeps a pack's extent from being punched out while held.
+    _guard: Option<Arc<ReadGuard>>,
+}
+
+impl BlobExtent {
+    pub(crate) fn new(file: Arc<File>, offset: u64, len: u64, guard: Option<Arc<ReadGuard>>) -> BlobExtent {
+        BlobExtent { file, offset, len, _guard: guard }
+    }
+
+    /// The file holding the bytes.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where in [`BlobExtent::file`] they begin.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// How many octets.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// A blob's bytes as [`crate::MailStore::scan_blobs`] hands them to its
 /// visitor: the front of a buffer the read thread reuses for every blob.

@@ -27,7 +27,7 @@ use mailroom_types::{AccountId, Address, BlobId, Domain, Flags, IdGenerator, Mai
 
 use crate::{
     AliasRecord, AliasSource, FlagChange, FlagOp, HEADER_CACHE_CHARS, HeaderCache, MailStore, MailboxRecord,
-    NewContent, NewMessage, Resolution, SpecialUse, StoreError,
+    NewContent, NewMessage, Resolution, Scanned, SpecialUse, StoreError,
 };
 
 /// Opens (again) the store under test. Implemented for every
@@ -74,6 +74,7 @@ where
     blobs_deleted_when_unreferenced(&open).await;
     inline_content_lives_and_dies_with_its_rows(&open).await;
     scan_blobs_visits_each_in_order(&open).await;
+    scan_extents_locates_or_reads(&open).await;
     header_sections_kept_apart(&open).await;
     uids_keywords_and_subject_search(&open).await;
     orphan_blobs_are_swept(&open).await;
@@ -819,6 +820,68 @@ pub async fn scan_blobs_visits_each_in_order(open: &impl OpenStore) {
         }
     }
     assert!(store.scan_blobs(Vec::new(), |_, _| ()).await.expect("empty scan").is_empty());
+}
+
+/// `scan_extents` hands out each blob's bytes, read when smaller than
+/// asked, else read or located in a file (a backend without files reads
+/// them all); a located extent keeps its bytes while it is held, even
+/// after its message's last copy is expunged.
+pub async fn scan_extents_locates_or_reads(open: &impl OpenStore) {
+    use std::os::unix::fs::FileExt;
+    let store = open.open().await;
+    add_domain(&store, "extents.test").await;
+    let a = add_account(&store, "a@extents.test").await;
+    let inbox_a = inbox(&store, a).await.id;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let m = if i % 5 == 2 {
+            file_message(&store, &format!("extent {i:02}"))
+        } else {
+            message(&store, &format!("extent {i:02}"))
+        };
+        ids.push(m.content.blob().clone());
+        store.deliver(&m, &[a]).await.expect("deliver");
+    }
+    let expected = |i: usize| format!("Subject: extent {i:02}\r\n\r\nHello.\r\n").into_bytes();
+    let size = expected(0).len() as u64;
+    for read_below in [size + 1, size, 0] {
+        let seen = store
+            .scan_extents(ids.clone(), read_below, |_, blob| match blob.expect("present") {
+                Scanned::Bytes(b) => (false, b.bytes().to_vec()),
+                Scanned::Extent(e) => {
+                    let mut bytes = vec![0; e.len() as usize];
+                    e.file().read_exact_at(&mut bytes, e.offset()).expect("read extent");
+                    (true, bytes)
+                }
+            })
+            .await
+            .expect("scan");
+        for (i, (located, bytes)) in seen.into_iter().enumerate() {
+            assert_eq!(bytes, expected(i), "blob {i}");
+            assert!(!located || read_below <= size, "blob {i} is smaller than asked: read");
+        }
+    }
+    let held = store
+        .scan_extents(ids.clone(), 0, |_, blob| match blob {
+            Some(Scanned::Extent(e)) => Some(e),
+            _ => None,
+        })
+        .await
+        .expect("scan");
+    let uids: Vec<Uid> = store.messages(inbox_a).await.expect("list").iter().map(|m| m.uid).collect();
+    store.expunge(inbox_a, &uids).await.expect("expunge all");
+    barrier(&store, inbox_a).await;
+    // Another write: frees what may be freed.
+    store.deliver(&message(&store, "after"), &[a]).await.expect("deliver");
+    for (i, extent) in held.iter().enumerate() {
+        if let Some(e) = extent {
+            let mut bytes = vec![0; e.len() as usize];
+            e.file().read_exact_at(&mut bytes, e.offset()).expect("read extent");
+            assert_eq!(bytes, expected(i), "held extent {i} keeps its bytes after the expunge");
+        }
+    }
+    let gone = store.scan_extents(ids, 0, |_, blob| blob.is_none()).await.expect("scan");
+    assert!(gone.iter().all(|&g| g), "every expunged blob is gone for new scans");
 }
 
 /// Header sections are kept apart for inline and file content alike,

@@ -9,14 +9,15 @@
 //!
 //! # Durability
 //!
-//! A small message's bytes are committed with its metadata, in the same
-//! transaction ([`NewContent::Inline`]); a large one's are written into the
-//! [`BlobStore`] and fsync'd, file and directory ([`BlobWriter::finish`]),
-//! before its metadata is committed. Concurrent commits are grouped, so many
-//! deliveries share one database fsync. Once
+//! A small message's bytes ([`NewContent::Inline`]) are appended to a pack
+//! file and fdatasync'd right before the transaction holding its metadata
+//! commits; a large one's are written into the [`BlobStore`] and fsync'd,
+//! file and directory ([`BlobWriter::finish`]), before its metadata is
+//! committed. Concurrent commits are grouped, so many deliveries share one
+//! pack sync and one database fsync. Once
 //! [`MailStore::deliver`] or [`MailStore::append`] returns `Ok`, a crash loses
 //! nothing; before that, nothing half-written is visible (an orphaned blob
-//! file is invisible, as no row points at it).
+//! file or pack extent is invisible, as no row points at it).
 //!
 //! # Ordering
 //!
@@ -32,6 +33,7 @@ pub mod conformance;
 mod error;
 mod model;
 pub mod names;
+mod pack;
 mod queue;
 mod sqlite;
 
@@ -44,7 +46,7 @@ use std::time::{Duration, SystemTime};
 use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, MailboxId, ModSeq, QueueId, Uid};
 use tokio::sync::broadcast;
 
-pub use blob::{BlobBytes, BlobStore, BlobWriter};
+pub use blob::{BlobBytes, BlobExtent, BlobStore, BlobWriter, Scanned};
 pub use error::StoreError;
 pub use model::{
     AccountRecord, AliasRecord, AliasSource, ChangeEvent, ChangeKind, CopyOutcome, DomainRecord, FlagChange, FlagOp,
@@ -397,6 +399,18 @@ pub trait MailStore: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static;
+    /// Like [`MailStore::scan_blobs`], but a blob of at least `read_below`
+    /// octets that lies in a file is only located ([`Scanned::Extent`]):
+    /// a server can send it from there to a socket without reading it.
+    fn scan_extents<T, F>(
+        &self,
+        blobs: Vec<BlobId>,
+        read_below: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<Vec<T>>> + Send
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<Scanned<'_>>) -> T + Send + Sync + 'static;
 
     /// Where large messages' bytes are written (see [`NewContent`]).
     fn blobs(&self) -> &BlobStore;
@@ -594,6 +608,14 @@ impl MailStore for AnyStore {
         F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static,
     {
         dispatch!(self, s => s.scan_blobs(blobs, visit).await)
+    }
+
+    async fn scan_extents<T, F>(&self, blobs: Vec<BlobId>, read_below: u64, visit: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<Scanned<'_>>) -> T + Send + Sync + 'static,
+    {
+        dispatch!(self, s => s.scan_extents(blobs, read_below, visit).await)
     }
     fn blobs(&self) -> &BlobStore {
         dispatch!(self, s => s.blobs())

@@ -286,9 +286,10 @@ pub struct HeaderCache {
 
 /// Where a new message's raw bytes are when its rows are written.
 ///
-/// Most mail is small: its bytes travel with the metadata and are committed
-/// in the same transaction, so storing it costs no file, no directory entry
-/// and no fsync of its own (one group commit covers a whole batch). A
+/// Most mail is small: its bytes travel with the metadata into the store,
+/// which appends them to a pack file shared by many messages, so storing
+/// it costs no file, no directory entry and no fsync of its own (one group
+/// commit syncs the packs for a whole batch). A
 /// message too large to hold in memory while it arrives is streamed into a
 /// blob file instead, which must be finished ([`crate::BlobWriter::finish`])
 /// before its rows are written.
@@ -305,7 +306,7 @@ pub enum NewContent {
 }
 
 impl NewContent {
-    /// The largest message kept in the database rather than in a file. A
+    /// The largest message kept in a pack rather than in a file of its own. A
     /// receiver buffers at most this much in memory before it spills to a
     /// blob file.
     pub const INLINE_MAX: usize = 256 * 1024;

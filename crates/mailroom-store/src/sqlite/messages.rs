@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::convert::{self, Db};
 use super::writer::Effects;
+use crate::pack::Extent;
 use crate::{
     ChangeEvent, ChangeKind, FlagChange, FlagOp, HeaderCache, MessageRecord, NewContent, NewMessage, Result,
     SpecialUse, StoreError, Summary,
@@ -66,15 +67,36 @@ fn insert_message(
     Ok(())
 }
 
-/// Writes inline content into `blob_inline` (once, however many rows will
-/// reference it); a file was made durable by its writer already.
-/// Also keeps the header section apart (`blob_header`) when it is known.
-pub(crate) fn store_content(conn: &Connection, content: &NewContent, summary: Option<&[u8]>) -> Result<()> {
+/// What a write job needs besides the message to store its content: work
+/// done on the caller's thread before the job, so that the writer thread,
+/// which every write waits for, does none of it.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The summary of the header section (see [`crate::Summarizer`]).
+    pub(crate) summary: Option<Vec<u8>>,
+    /// Where inline content was appended ([`crate::pack`]).
+    pub(crate) packed: Option<Extent>,
+}
+
+/// Records where a message's content is (once, however many rows will
+/// reference it): inline content's extent in a pack, appended by the
+/// caller and made durable by the writer before COMMIT; a file was made
+/// durable by its writer already. Also keeps the header section apart
+/// (`blob_header`) when it is known.
+pub(crate) fn store_content(conn: &Connection, content: &NewContent, prepared: &Prepared) -> Result<()> {
     let header = match content {
         NewContent::Inline(id, bytes) => {
-            conn.prepare_cached("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)")
+            let extent = prepared
+                .packed
+                .ok_or_else(|| StoreError::Unavailable(format!("content of {id} was not written to a pack")))?;
+            conn.prepare_cached("INSERT INTO blob_packed (blob_id, pack, start, len) VALUES (?1, ?2, ?3, ?4)")
                 .db()?
-                .execute((id.as_str(), &bytes[..]))
+                .execute((
+                    id.as_str(),
+                    extent.pack,
+                    convert::size_param(extent.offset),
+                    convert::size_param(extent.len),
+                ))
                 .db()?;
             crate::header_section(bytes).unwrap_or_default()
         }
@@ -83,7 +105,7 @@ pub(crate) fn store_content(conn: &Connection, content: &NewContent, summary: Op
     if !header.is_empty() {
         conn.prepare_cached("INSERT OR REPLACE INTO blob_header (blob_id, header, summary) VALUES (?1, ?2, ?3)")
             .db()?
-            .execute((content.blob().as_str(), header, summary))
+            .execute((content.blob().as_str(), header, prepared.summary.as_deref()))
             .db()?;
     }
     Ok(())
@@ -155,60 +177,6 @@ fn header_rows(
     Ok(())
 }
 
-/// Reads many blobs from `blob_inline` on one connection, each straight
-/// into the caller's buffer with incremental BLOB I/O and one handle moved
-/// from row to row: the bytes are copied once, where a column read copies
-/// them into SQLite's buffer first. The handle keeps one read snapshot
-/// for all the reads.
-pub(crate) struct InlineReader<'c> {
-    conn: &'c Connection,
-    handle: Option<rusqlite::blob::Blob<'c>>,
-}
-
-impl<'c> InlineReader<'c> {
-    pub(crate) fn new(conn: &'c Connection) -> InlineReader<'c> {
-        InlineReader { conn, handle: None }
-    }
-
-    /// Reads blob `id` into the first octets of `buf` and returns how many
-    /// (`None` if it has no row: it is a file, or gone). `buf` only grows,
-    /// so a buffer reused for many blobs is zeroed once, not per read.
-    pub(crate) fn read(&mut self, id: &BlobId, buf: &mut Vec<u8>) -> Result<Option<usize>> {
-        let row = self
-            .conn
-            .prepare_cached("SELECT rowid, length(data) FROM blob_inline WHERE blob_id = ?1")
-            .db()?
-            .query_row([id.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .optional()
-            .db()?;
-        let Some((rowid, len)) = row else { return Ok(None) };
-        let handle = match &mut self.handle {
-            Some(handle) => {
-                handle.reopen(rowid).db()?;
-                handle
-            }
-            None => self.handle.insert(self.conn.blob_open("main", "blob_inline", "data", rowid, true).db()?),
-        };
-        let len = usize::try_from(len).map_err(|_| StoreError::Corrupt(format!("blob {id} has a negative size")))?;
-        if buf.len() < len {
-            buf.resize(len, 0);
-        }
-        handle.read_at_exact(&mut buf[..len], 0).db()?;
-        Ok(Some(len))
-    }
-}
-
-/// Reads blob `id` from `blob_inline` into `buf`; `false` if it has no row
-/// there (it is a file, or gone).
-pub(crate) fn read_inline(conn: &Connection, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
-    let mut stmt = conn.prepare_cached("SELECT data FROM blob_inline WHERE blob_id = ?1").db()?;
-    let mut rows = stmt.query([id.as_str()]).db()?;
-    let Some(row) = rows.next().db()? else { return Ok(false) };
-    buf.clear();
-    buf.extend_from_slice(row.get_ref(0).db()?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?);
-    Ok(true)
-}
-
 /// One copy per recipient into its INBOX, or with `special` into its
 /// mailbox of that special use (the INBOX when it has none): two statements
 /// per recipient (claim UID and modseq, insert the row), after the content.
@@ -216,12 +184,12 @@ pub(crate) fn deliver(
     conn: &Connection,
     effects: &mut Effects,
     message: &NewMessage,
-    summary: Option<&[u8]>,
+    prepared: &Prepared,
     recipients: &[AccountId],
     special: Option<SpecialUse>,
 ) -> Result<Vec<(MailboxId, Uid)>> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
-    store_content(conn, &message.content, summary)?;
+    store_content(conn, &message.content, prepared)?;
     let mut out = Vec::with_capacity(recipients.len());
     for &account in recipients {
         let row = match special {
@@ -265,9 +233,9 @@ pub(crate) fn append(
     effects: &mut Effects,
     mailbox: MailboxId,
     message: &NewMessage,
-    summary: Option<&[u8]>,
+    prepared: &Prepared,
 ) -> Result<(Uid, ModSeq)> {
-    append_as(conn, effects, mailbox, message, Some(summary))
+    append_as(conn, effects, mailbox, message, Some(prepared))
 }
 
 /// [`append`] of a message whose content this transaction has stored
@@ -288,7 +256,7 @@ fn append_as(
     effects: &mut Effects,
     mailbox: MailboxId,
     message: &NewMessage,
-    content: Option<Option<&[u8]>>,
+    content: Option<&Prepared>,
 ) -> Result<(Uid, ModSeq)> {
     let keywords = convert::keywords_param(&convert::normalize_keywords(&message.keywords)?);
     let row = conn
@@ -303,8 +271,8 @@ fn append_as(
         .db()?;
     let (mailbox, account, uid, modseq) =
         take_uid(row)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    if let Some(summary) = content {
-        store_content(conn, &message.content, summary)?;
+    if let Some(prepared) = content {
+        store_content(conn, &message.content, prepared)?;
     }
     insert_message(conn, mailbox, uid, modseq, message, &keywords)?;
     effects.events.push(ChangeEvent { account, mailbox, modseq, kind: ChangeKind::Messages });

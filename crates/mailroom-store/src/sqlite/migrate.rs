@@ -21,6 +21,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/0005_keywords_index.sql")),
     (6, include_str!("migrations/0006_header_summaries.sql")),
     (7, include_str!("migrations/0007_queue.sql")),
+    (8, include_str!("migrations/0008_packs.sql")),
 ];
 
 /// The schema version this binary creates and understands.

@@ -1,8 +1,9 @@
 //! The SQLite backend: the embedded default.
 //!
 //! Files: the database at `data_dir/mailroom.sqlite3` (WAL mode, so the
-//! admin CLI may open it while the server runs), holding small messages'
-//! bytes too; large messages' blob files under `data_dir/blobs`.
+//! admin CLI may open it while the server runs); small messages' bytes in
+//! pack files under `data_dir/packs` ([`crate::pack`]), their extents in
+//! the database; large messages' blob files under `data_dir/blobs`.
 //!
 //! Concurrency: all writes of a process go through one writer thread that
 //! group-commits concurrent jobs ([`writer`]); reads use a small pool of
@@ -11,7 +12,8 @@
 //! `busy_timeout`) serializes the writers.
 //!
 //! Module map: [`migrate`] (embedded numbered schema files), [`checkpoint`]
-//! (WAL checkpoints off the writer thread), [`convert`]
+//! (WAL checkpoints off the writer thread), [`content`] (reading a
+//! message's bytes from a pack, a legacy row or a blob file), [`convert`]
 //! (errors and value mapping), [`accounts`] (domains, accounts, aliases),
 //! [`mailboxes`] (mailbox create, delete, rename; subscriptions; status),
 //! [`messages`] (arrival, flags, expunge), [`transfer`] (copy, move,
@@ -20,6 +22,7 @@
 
 mod accounts;
 mod checkpoint;
+mod content;
 mod convert;
 mod mailboxes;
 mod messages;
@@ -37,14 +40,17 @@ use mailroom_types::{AccountId, Address, BlobId, Clock, Domain, DomainId, Flags,
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
+use self::content::ContentReader;
 use self::convert::Db;
+use self::messages::Prepared;
 use self::read::ReadPool;
 use self::writer::WriterHandle;
+use crate::pack::Packs;
 use crate::{
     AccountRecord, AliasRecord, AliasSource, AttemptReport, BlobBytes, BlobStore, ChangeEvent, CopyOutcome,
     DomainRecord, FlagChange, FlagOp, MailStore, MailboxRecord, MailboxStatus, MessageMeta, MessageRecord, NewContent,
-    NewMessage, QueueEntry, RenameOutcome, Resolution, Result, Selection, SpecialUse, StoreError, StoreOptions,
-    SubjectMatches, Submission, Summarizer, Summary,
+    NewMessage, QueueEntry, RenameOutcome, Resolution, Result, Scanned, Selection, SpecialUse, StoreError,
+    StoreOptions, SubjectMatches, Submission, Summarizer, Summary,
 };
 
 /// How long a connection waits for another process's lock before giving up
@@ -67,6 +73,7 @@ struct Inner {
     writer: WriterHandle,
     readers: Arc<ReadPool>,
     blobs: BlobStore,
+    packs: Arc<Packs>,
     events: broadcast::Sender<ChangeEvent>,
     clock: Arc<dyn Clock>,
     summarize: Option<Summarizer>,
@@ -110,6 +117,7 @@ impl SqliteStore {
     fn open_blocking(options: &StoreOptions) -> Result<SqliteStore> {
         std::fs::create_dir_all(&options.data_dir)?;
         let blobs = BlobStore::open(options.data_dir.join("blobs"))?;
+        let packs = Arc::new(Packs::open(options.data_dir.join("packs"))?);
         let path = options.data_dir.join(Self::DB_FILE);
         let mut conn = open_connection(&path)?;
         // WAL is a property of the file: set once, every later connection
@@ -122,11 +130,12 @@ impl SqliteStore {
         migrate::migrate(&mut conn, now)?;
         checkpoint::start(&mut conn, &path)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let writer = writer::spawn(conn, blobs.clone(), events.clone())?;
+        let writer = writer::spawn(conn, blobs.clone(), Arc::clone(&packs), events.clone())?;
         let inner = Inner {
             writer,
             readers: Arc::new(ReadPool::new(path)),
             blobs,
+            packs,
             events,
             clock: options.clock.clone(),
             summarize: options.summarize.clone(),
@@ -149,11 +158,41 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let (message, recipients) = (message.clone(), recipients.to_vec());
-        let summary = self.summary(&message);
-        self.inner
-            .writer
-            .write(move |conn, fx| messages::deliver(conn, fx, &message, summary.as_deref(), &recipients, special))
-            .await
+        let prepared = self.prepare(&message)?;
+        self.write_content(prepared, move |conn, fx, prepared| {
+            messages::deliver(conn, fx, &message, prepared, &recipients, special)
+        })
+        .await
+    }
+
+    /// A new message's summary, and its bytes appended to a pack when they
+    /// are inline: on the caller's thread, several at once, rather than on
+    /// the writer's, which every write waits for.
+    fn prepare(&self, message: &NewMessage) -> Result<Prepared> {
+        let packed = match &message.content {
+            NewContent::Inline(_, bytes) => Some(self.inner.packs.append(bytes)?),
+            NewContent::File(..) => None,
+        };
+        Ok(Prepared { summary: self.summary(message), packed })
+    }
+
+    /// Runs a write job that stores `prepared` content. If the job fails,
+    /// no row points at the bytes it appended, and they are freed; unless
+    /// the batch's outcome is unknown (a temporary error), when the sweep
+    /// at the next start frees them if nothing committed points at them.
+    async fn write_content<T, F>(&self, prepared: Prepared, mut work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut writer::Effects, &Prepared) -> Result<T> + Send + 'static,
+    {
+        let packed = prepared.packed;
+        let result = self.inner.writer.write(move |conn, fx| work(conn, fx, &prepared)).await;
+        if let (Err(e), Some(extent)) = (&result, packed)
+            && !matches!(e, StoreError::Unavailable(_))
+        {
+            self.inner.packs.free(vec![extent]);
+        }
+        result
     }
 
     fn summary(&self, message: &NewMessage) -> Option<Vec<u8>> {
@@ -331,8 +370,9 @@ impl MailStore for SqliteStore {
 
     async fn append(&self, mailbox: MailboxId, message: &NewMessage) -> Result<(Uid, ModSeq)> {
         let message = message.clone();
-        let summary = self.summary(&message);
-        self.inner.writer.write(move |conn, fx| messages::append(conn, fx, mailbox, &message, summary.as_deref())).await
+        let prepared = self.prepare(&message)?;
+        self.write_content(prepared, move |conn, fx, prepared| messages::append(conn, fx, mailbox, &message, prepared))
+            .await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
@@ -423,8 +463,9 @@ impl MailStore for SqliteStore {
 
     async fn submit(&self, submission: &Submission) -> Result<Vec<(MailboxId, Uid)>> {
         let submission = submission.clone();
-        let summary = self.summary(&submission.message);
-        self.inner.writer.write(move |conn, fx| queue::submit(conn, fx, &submission, summary.as_deref())).await
+        let prepared =
+            if queue::stores_content(&submission) { self.prepare(&submission.message)? } else { Prepared::default() };
+        self.write_content(prepared, move |conn, fx, prepared| queue::submit(conn, fx, &submission, prepared)).await
     }
 
     async fn claim_due(&self, now: SystemTime, lease: Duration, limit: usize) -> Result<Vec<QueueEntry>> {
@@ -433,8 +474,11 @@ impl MailStore for SqliteStore {
 
     async fn report_attempt(&self, report: &AttemptReport) -> Result<()> {
         let report = report.clone();
-        let summary = report.notice.as_ref().and_then(|n| self.summary(&n.message));
-        self.inner.writer.write(move |conn, fx| queue::report(conn, fx, &report, summary.as_deref())).await
+        let prepared = match &report.notice {
+            Some(notice) if queue::stores_content(notice) => self.prepare(&notice.message)?,
+            _ => Prepared::default(),
+        };
+        self.write_content(prepared, move |conn, fx, prepared| queue::report(conn, fx, &report, prepared)).await
     }
 
     async fn queue_entries(&self, id: Option<&QueueId>) -> Result<Vec<QueueEntry>> {
@@ -465,17 +509,39 @@ impl MailStore for SqliteStore {
         for id in &orphans {
             self.inner.blobs.delete(id)?;
         }
-        Ok(orphans.len())
+        let packs = Arc::clone(&self.inner.packs);
+        let regions = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached("SELECT start, len FROM blob_packed WHERE pack = ?1").db()?;
+                let extents = |pack: u32| {
+                    let rows = stmt.query_map([pack], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)));
+                    rows.and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                        .map(|rows| rows.into_iter().map(|(at, len)| (at.unsigned_abs(), len.unsigned_abs())).collect())
+                        .map_err(std::io::Error::other)
+                };
+                Ok(packs.sweep(extents)?)
+            })
+            .await?;
+        if regions > 0 {
+            tracing::info!(regions, "freed message bytes no message referenced in the packs");
+        }
+        Ok(orphans.len() + regions)
     }
 
     async fn read_blob(&self, id: &BlobId, buf: &mut Vec<u8>) -> Result<bool> {
-        // Inline first: that is where almost every message is, and a point
-        // lookup of at most `NewContent::INLINE_MAX` octets runs inline.
+        // A pack or a row first: that is where almost every message is,
+        // and a lookup and read of at most `NewContent::INLINE_MAX` octets
+        // run inline.
         let (key, taken) = (id.clone(), std::mem::take(buf));
+        let (packs, files) = (Arc::clone(&self.inner.packs), self.inner.blobs.clone());
         let (found, back) = self
             .lookup_one(move |conn| {
                 let mut b = taken;
-                Ok((messages::read_inline(conn, &key, &mut b)?, b))
+                let found = ContentReader::new(conn, &packs, &files).read_row(&key, &mut b)?;
+                if let Some(len) = found {
+                    b.truncate(len);
+                }
+                Ok((found.is_some(), b))
             })
             .await?;
         *buf = back;
@@ -500,6 +566,15 @@ impl MailStore for SqliteStore {
         T: Send + 'static,
         F: Fn(usize, Option<BlobBytes<'_>>) -> T + Send + Sync + 'static,
     {
+        // Nothing is u64::MAX octets long: every blob is read.
+        self.scan_extents(blobs, u64::MAX, move |i, blob| visit(i, blob.and_then(Scanned::into_bytes))).await
+    }
+
+    async fn scan_extents<T, F>(&self, blobs: Vec<BlobId>, read_below: u64, visit: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Option<Scanned<'_>>) -> T + Send + Sync + 'static,
+    {
         /// At most this many blobs are claimed by a worker at once.
         const CLAIM: usize = 16;
         let count = blobs.len();
@@ -511,31 +586,24 @@ impl MailStore for SqliteStore {
         // Small claims for a short list, so that the workers finish
         // together; larger ones for a long list, where claiming is cheap.
         let claim = (count / (workers * 4)).clamp(1, CLAIM);
-        let (blobs, files) = (Arc::new(blobs), self.inner.blobs.clone());
+        let (blobs, files, packs) = (Arc::new(blobs), self.inner.blobs.clone(), Arc::clone(&self.inner.packs));
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let parts = self
             .inner
             .readers
             .read_parallel(workers, move |conn| {
                 let (mut out, mut buf) = (Vec::new(), Vec::new());
-                let mut inline = messages::InlineReader::new(conn);
+                let mut reader = ContentReader::new(conn, &packs, &files);
                 loop {
                     let start = next.fetch_add(claim, std::sync::atomic::Ordering::Relaxed);
                     if start >= count {
                         return Ok(out);
                     }
                     for (i, id) in blobs.iter().enumerate().take((start + claim).min(count)).skip(start) {
-                        // Each read is one statement, in a snapshot of its
-                        // own, as `read_blob` does.
-                        let found = match inline.read(id, &mut buf)? {
-                            Some(len) => Some(len),
-                            None => match files.read_into(id, &mut buf) {
-                                Ok(()) => Some(buf.len()),
-                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                                Err(e) => return Err(e.into()),
-                            },
-                        };
-                        out.push((i, visit(i, found.map(|len| BlobBytes::new(&mut buf, len)))));
+                        // Each lookup is one statement, in a snapshot of
+                        // its own, as `read_blob`'s.
+                        let found = reader.scan(id, read_below, &mut buf)?;
+                        out.push((i, visit(i, found)));
                     }
                 }
             })

@@ -38,20 +38,26 @@ fn state(n: i64) -> Result<RecipientState> {
     }
 }
 
+/// Whether [`submit`] stores the message at all: a copy, a queue entry or
+/// a Sent copy references it.
+pub(crate) fn stores_content(submission: &Submission) -> bool {
+    !submission.local.is_empty() || submission.queue.is_some() || submission.sent.is_some()
+}
+
 /// Delivers the local copies and queues the rest, sharing one blob.
 pub(crate) fn submit(
     conn: &Connection,
     effects: &mut Effects,
     submission: &Submission,
-    summary: Option<&[u8]>,
+    prepared: &messages::Prepared,
 ) -> Result<Vec<(MailboxId, Uid)>> {
     let mut copies = if submission.local.is_empty() {
-        if submission.queue.is_some() || submission.sent.is_some() {
-            messages::store_content(conn, &submission.message.content, summary)?;
+        if stores_content(submission) {
+            messages::store_content(conn, &submission.message.content, prepared)?;
         }
         Vec::new()
     } else {
-        messages::deliver(conn, effects, &submission.message, summary, &submission.local, None)?
+        messages::deliver(conn, effects, &submission.message, prepared, &submission.local, None)?
     };
     if let Some(mailbox) = submission.sent {
         let mut own = submission.message.clone();
@@ -181,10 +187,10 @@ pub(crate) fn report(
     conn: &Connection,
     effects: &mut Effects,
     report: &AttemptReport,
-    summary: Option<&[u8]>,
+    prepared: &messages::Prepared,
 ) -> Result<()> {
     if let Some(notice) = &report.notice {
-        submit(conn, effects, notice, summary)?;
+        submit(conn, effects, notice, prepared)?;
     }
     let row: Option<(i64, String)> = conn
         .prepare_cached("SELECT id, blob_id FROM queue WHERE queue_id = ?1")

@@ -12,21 +12,23 @@
 //!    its own error while the others go on);
 //! 3. checks which blobs given up by the batch's jobs (expunge, account
 //!    deletion, a finished queue entry) no message or queue entry
-//!    references any more, and deletes the inline
-//!    ones;
-//! 4. `COMMIT`: one WAL fsync (`synchronous=FULL`) for the whole batch;
-//! 5. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox, so
+//!    references any more, and deletes their rows;
+//! 4. fdatasyncs the pack files appended to since the last batch (the
+//!    bytes of the batch's new messages, [`crate::pack`]);
+//! 5. `COMMIT`: one WAL fsync (`synchronous=FULL`) for the whole batch;
+//! 6. broadcasts the batch's [`ChangeEvent`]s, coalesced per mailbox, so
 //!    that once a caller hears of its write every subscriber has the event;
-//! 6. sends the replies: a caller hears `Ok` only after its change is
+//! 7. sends the replies: a caller hears `Ok` only after its change is
 //!    durable (the commit-before-2xx contract of design.md);
-//! 7. deletes the unreferenced blob files, best effort: a file left behind
-//!    is only wasted space, as no row points at it.
+//! 8. deletes the unreferenced blob files and frees the packs' extents,
+//!    best effort: bytes left behind are only wasted space, as no row
+//!    points at them.
 //!
-//! Small messages travel inside their job ([`crate::NewContent::Inline`])
-//! and are durable with the batch. Large messages' blob files and their
-//! directory entries are already durable when a job arrives
+//! Small messages' bytes are appended to a pack by the caller before its
+//! job is sent, and are durable with the batch. Large messages' blob files
+//! and their directory entries are already durable when a job arrives
 //! ([`crate::BlobWriter::finish`] fsyncs both, in the caller's thread). The
-//! one serial fsync on this thread is the WAL's.
+//! serial syncs on this thread are the packs' and the WAL's.
 //!
 //! If `BEGIN` or `COMMIT` fails, every job of the batch fails with a
 //! temporary error, since none of it is known to be durable. Under load,
@@ -35,11 +37,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use mailroom_types::BlobId;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::pack::{Extent, Packs};
 use crate::{BlobStore, ChangeEvent, Result, StoreError};
 
 /// The most jobs one transaction takes; bounds the latency a batch adds.
@@ -160,10 +164,11 @@ fn stopped() -> StoreError {
 pub(crate) fn spawn(
     conn: Connection,
     blobs: BlobStore,
+    packs: Arc<Packs>,
     events: broadcast::Sender<ChangeEvent>,
 ) -> std::io::Result<WriterHandle> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let writer = Writer { conn, blobs, events };
+    let writer = Writer { conn, blobs, packs, events };
     std::thread::Builder::new().name("mailroom-store-writer".into()).spawn(move || writer.run(rx))?;
     Ok(WriterHandle { jobs: tx })
 }
@@ -171,6 +176,7 @@ pub(crate) fn spawn(
 struct Writer {
     conn: Connection,
     blobs: BlobStore,
+    packs: Arc<Packs>,
     events: broadcast::Sender<ChangeEvent>,
 }
 
@@ -213,16 +219,17 @@ impl Writer {
         for job in batch.drain(..) {
             job.finish(status);
         }
-        if let Some(unreferenced) = unreferenced {
-            for id in unreferenced {
-                if let Err(error) = self.blobs.delete(id) {
-                    tracing::warn!(blob = %id, %error, "unreferenced blob not deleted");
-                }
+        let Some(Unreferenced { files, extents }) = unreferenced else { return };
+        for id in files {
+            if let Err(error) = self.blobs.delete(id) {
+                tracing::warn!(blob = %id, %error, "unreferenced blob not deleted");
             }
         }
+        // Also punches what earlier batches freed while a reader held it.
+        self.packs.free(extents.clone());
     }
 
-    /// Runs the batch's transaction; returns the blobs to delete once the
+    /// Runs the batch's transaction; returns what to delete once the
     /// replies are out.
     ///
     /// Nearly every job succeeds, so the batch first runs with no savepoint
@@ -235,7 +242,7 @@ impl Writer {
         &self,
         batch: &mut [Box<dyn Job>],
         effects: &mut Effects,
-    ) -> std::result::Result<Vec<BlobId>, BatchError> {
+    ) -> std::result::Result<Unreferenced, BatchError> {
         self.exec("BEGIN IMMEDIATE")?;
         let mut all = Effects::default();
         if batch.iter_mut().all(|job| job.run(&self.conn, &mut all)) {
@@ -245,7 +252,7 @@ impl Writer {
         self.rollback();
         if batch.len() == 1 {
             // The one job failed and is undone; it reports its own error.
-            return Ok(Vec::new());
+            return Ok(Unreferenced::default());
         }
         self.exec("BEGIN IMMEDIATE")?;
         match self.run_jobs(batch, effects) {
@@ -258,9 +265,12 @@ impl Writer {
     }
 
     /// Finishes the open transaction: drops what the batch left
-    /// unreferenced, then commits.
-    fn commit(&self, effects: &Effects) -> std::result::Result<Vec<BlobId>, BatchError> {
-        let result = self.prepare_commit(effects).and_then(|unreferenced| self.exec("COMMIT").map(|()| unreferenced));
+    /// unreferenced, makes the packs' new bytes durable, then commits.
+    fn commit(&self, effects: &Effects) -> std::result::Result<Unreferenced, BatchError> {
+        let result = self.prepare_commit(effects).and_then(|unreferenced| {
+            self.packs.sync().map_err(|e| BatchError::Db(format!("message bytes not made durable: {e}")))?;
+            self.exec("COMMIT").map(|()| unreferenced)
+        });
         if result.is_err() {
             self.rollback();
         }
@@ -290,13 +300,17 @@ impl Writer {
 
     /// Finds the blobs nothing references any more; inside the transaction
     /// and after all jobs, since a later job of the batch may reference one.
-    /// Inline ones are deleted right here, with the rows that used them;
-    /// the files are returned, to be deleted once the batch is durable.
-    fn prepare_commit(&self, effects: &Effects) -> std::result::Result<Vec<BlobId>, BatchError> {
-        let mut files = Vec::new();
+    /// Their rows are deleted right here, with the rows that used them; the
+    /// files and pack extents are returned, to go once the batch is durable.
+    fn prepare_commit(&self, effects: &Effects) -> std::result::Result<Unreferenced, BatchError> {
+        let mut out = Unreferenced::default();
         let released: BTreeSet<&BlobId> = effects.released_blobs.iter().collect();
         if !released.is_empty() {
             let mut used = self.conn.prepare_cached(super::messages::BLOB_IN_USE).map_err(batch_db)?;
+            let mut delete_packed = self
+                .conn
+                .prepare_cached("DELETE FROM blob_packed WHERE blob_id = ?1 RETURNING pack, start, len")
+                .map_err(batch_db)?;
             let mut delete_inline =
                 self.conn.prepare_cached("DELETE FROM blob_inline WHERE blob_id = ?1").map_err(batch_db)?;
             let mut delete_header =
@@ -306,12 +320,18 @@ impl Writer {
                     continue;
                 }
                 delete_header.execute([id.as_str()]).map_err(batch_db)?;
-                if delete_inline.execute([id.as_str()]).map_err(batch_db)? == 0 {
-                    files.push(id.clone());
+                let packed = delete_packed
+                    .query_row([id.as_str()], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+                    .optional()
+                    .map_err(batch_db)?;
+                if let Some((pack, offset, len)) = packed {
+                    out.extents.push(Extent { pack, offset: offset.unsigned_abs(), len: len.unsigned_abs() });
+                } else if delete_inline.execute([id.as_str()]).map_err(batch_db)? == 0 {
+                    out.files.push(id.clone());
                 }
             }
         }
-        Ok(files)
+        Ok(out)
     }
 
     fn exec(&self, sql: &str) -> std::result::Result<(), BatchError> {
@@ -353,6 +373,14 @@ impl Writer {
     }
 }
 
+/// What a batch left unreferenced: blob files to delete and pack extents
+/// to free once it is durable.
+#[derive(Debug, Default)]
+struct Unreferenced {
+    files: Vec<BlobId>,
+    extents: Vec<Extent>,
+}
+
 fn batch_db(e: rusqlite::Error) -> BatchError {
     BatchError::Db(e.to_string())
 }
@@ -368,8 +396,9 @@ mod tests {
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).unwrap();
         super::super::migrate::migrate(&mut conn, 1).unwrap();
         let blobs = BlobStore::open(dir.join("blobs")).unwrap();
+        let packs = Arc::new(Packs::open(dir.join("packs")).unwrap());
         let (events, _) = broadcast::channel(16);
-        (spawn(conn, blobs.clone(), events).unwrap(), blobs)
+        (spawn(conn, blobs.clone(), packs, events).unwrap(), blobs)
     }
 
     fn insert_domain(conn: &Connection, name: &str) -> Result<()> {

@@ -101,3 +101,54 @@ async fn version_2_subscriptions_move_to_their_own_table() {
     let created = store.create_mailbox(account, "New").await.expect("create");
     assert!(created.id.0 > 7, "ids continue after the largest: {:?}", created.id);
 }
+
+#[tokio::test]
+async fn version_7_inline_rows_are_read_and_freed() {
+    // Before schema 8, small messages' bytes were rows of `blob_inline`:
+    // such a message is read, scanned and expunged as before.
+    use mailroom_store::{HeaderCache, NewContent, NewMessage, Scanned};
+    use mailroom_types::{Address, Domain, Flags, IdGenerator};
+    use std::time::{Duration, SystemTime};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::open(dir.path()).await;
+    store.add_domain(&Domain::parse("old.test").unwrap()).await.expect("domain");
+    let address = Address::parse("a@old.test").unwrap();
+    let account = store.add_account(&address, "hash").await.expect("account");
+    let inbox = store.mailboxes(account).await.expect("mailboxes").into_iter().find(|m| m.name == "INBOX").unwrap();
+    let raw = b"Subject: old\r\n\r\nStored in the database.\r\n".to_vec();
+    let id = IdGenerator::new(8).blob_id(SystemTime::now());
+    let message = NewMessage {
+        content: NewContent::inline(id.clone(), raw.clone()).expect("inline"),
+        size: raw.len() as u64,
+        internal_date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        flags: Flags::empty(),
+        keywords: Vec::new(),
+        headers: HeaderCache { subject: "old".into(), ..HeaderCache::default() },
+    };
+    let uid = store.deliver(&message, &[account]).await.expect("deliver")[0].1;
+    drop(store);
+    // Where a version 7 store kept the bytes.
+    let conn = Connection::open(dir.path().join(SqliteStore::DB_FILE)).expect("open db");
+    conn.execute("DELETE FROM blob_packed WHERE blob_id = ?1", [id.as_str()]).expect("unpack");
+    conn.execute("INSERT INTO blob_inline (blob_id, data) VALUES (?1, ?2)", (id.as_str(), &raw)).expect("row");
+    drop(conn);
+
+    let store = crate::open(dir.path()).await;
+    let mut buf = Vec::new();
+    assert!(store.read_blob(&id, &mut buf).await.expect("read"));
+    assert_eq!(buf, raw);
+    let scanned = store
+        .scan_extents(vec![id.clone()], 0, |_, blob| match blob {
+            Some(Scanned::Bytes(b)) => Some(b.bytes().to_vec()),
+            _ => None,
+        })
+        .await
+        .expect("scan");
+    assert_eq!(scanned, [Some(raw.clone())], "a row is read, never located");
+    store.expunge(inbox.id, &[uid]).await.expect("expunge");
+    assert!(!store.read_blob(&id, &mut buf).await.expect("read"), "gone with its message");
+    let conn = Connection::open(dir.path().join(SqliteStore::DB_FILE)).expect("open db");
+    let rows: i64 = conn.query_row("SELECT count(*) FROM blob_inline", [], |r| r.get(0)).expect("count");
+    assert_eq!(rows, 0, "its row is deleted");
+}
