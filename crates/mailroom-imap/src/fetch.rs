@@ -11,6 +11,9 @@
 //!   the new flags (RFC 9051 §6.4.5).
 //! - Output is flushed to the client whenever it passes the session's
 //!   flush size, so `FETCH 1:* BODY[]` never holds a mailbox in memory.
+//! - Over plain TCP, a FETCH whose only data is whole messages (`BODY[]`,
+//!   `RFC822`, beside metadata) sends each large one from its file to the
+//!   socket without reading it (`sendfile`): no copy in user space.
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
@@ -24,13 +27,14 @@ use mailroom_imap_proto::message::{
 };
 use mailroom_imap_proto::response::{self, Code, FetchResponse};
 use mailroom_imap_proto::sequence::SequenceSet;
-use mailroom_store::{AnyStore, FlagOp, MailStore, StoreError, Summary};
+use mailroom_services::sendfile::{DirectSocket, send_file};
+use mailroom_store::{AnyStore, BlobExtent, FlagOp, MailStore, Scanned, StoreError, Summary};
 use mailroom_types::{Flags, ModSeq, Uid};
 use tokio::io::AsyncWrite;
 
 use crate::flags;
 use crate::selected::Msg;
-use crate::session::{FLUSH_AT, Outcome, Session, store_failure, write_bytes, write_output};
+use crate::session::{FLUSH_AT, Outcome, Session, WRITE_TIMEOUT, store_failure, write_bytes, write_output};
 
 /// What a FETCH asks for, beyond its items.
 pub(crate) struct FetchRequest<'a> {
@@ -149,6 +153,11 @@ const KEEP_BYTES: usize = (READ_AHEAD + 1) * BATCH_BYTES as usize;
 /// straight from where it was rendered, not copied into the output first.
 const WRITE_DIRECT: usize = 64 * 1024;
 
+/// Over plain TCP, a whole message at least this large is sent from its
+/// file, unread; a smaller one costs less to copy into the output than
+/// the system calls of a send of its own.
+const SEND_FROM_FILE: u64 = 16 * 1024;
+
 /// How one FETCH renders each message's response; shared with the store's
 /// read threads when they render ahead.
 struct Render {
@@ -181,10 +190,11 @@ impl Render {
     /// (only its header section when the items need no more, nothing when
     /// they need no bytes); `envelope` its kept encoded ENVELOPE.
     ///
-    /// With `leave_raw`, the first item whose data is the whole message
-    /// (`BODY[]`, `RFC822`) gets only its literal header: the offset in
-    /// `out` where `raw` belongs is returned, and the caller writes the
-    /// message from where it lies instead of copying it.
+    /// With `leave_raw`, the length of the message, the first item whose
+    /// data is the whole message (`BODY[]`, `RFC822`) gets only its
+    /// literal header: the offset in `out` where the message belongs is
+    /// returned, and the caller writes it from where it lies instead of
+    /// copying it. `raw` may then be empty if [`Render::whole_only`].
     fn message(
         &self,
         out: &mut Vec<u8>,
@@ -192,7 +202,7 @@ impl Render {
         m: &Msg,
         raw: &[u8],
         mut envelope: Option<Vec<u8>>,
-        leave_raw: bool,
+        leave_raw: Option<u64>,
     ) -> Result<Option<usize>, Refused> {
         let parsed = ParsedMessage::new(raw);
         // Refused before the response starts, so none is left half
@@ -248,9 +258,9 @@ impl Render {
                     f.item(if extensible { "BODYSTRUCTURE" } else { "BODY" }, &enc);
                 }
                 FetchItem::BodySection { section, partial: None, .. }
-                    if leave_raw && raw_at.is_none() && section.part.is_empty() && section.text.is_none() =>
+                    if leave_raw.is_some() && raw_at.is_none() && whole(item) =>
                 {
-                    f.body_section_literal(section, None, raw.len() as u64);
+                    f.body_section_literal(section, None, leave_raw.unwrap_or_default());
                     raw_at = Some(f.written());
                 }
                 FetchItem::BodySection { section, partial, .. } => {
@@ -266,8 +276,8 @@ impl Render {
                 FetchItem::BinarySize { part } => {
                     f.binary_size(part, parsed.binary_size(part).ok().flatten().unwrap_or(0));
                 }
-                FetchItem::Rfc822 if leave_raw && raw_at.is_none() => {
-                    f.rfc822_literal("RFC822", raw.len() as u64);
+                FetchItem::Rfc822 if leave_raw.is_some() && raw_at.is_none() => {
+                    f.rfc822_literal("RFC822", leave_raw.unwrap_or_default());
                     raw_at = Some(f.written());
                 }
                 FetchItem::Rfc822 => {
@@ -299,8 +309,35 @@ impl Render {
 /// when they are literal data of it, then `tail`.
 struct Rendered {
     head: Vec<u8>,
-    raw: Option<Vec<u8>>,
+    raw: Option<Raw>,
     tail: Vec<u8>,
+}
+
+/// A message's bytes in a response rendered ahead.
+enum Raw {
+    /// Read into memory.
+    Bytes(Vec<u8>),
+    /// Where they lie in a file, to be sent from there.
+    Extent(BlobExtent),
+}
+
+/// Whether `item`'s data is the whole message, as stored.
+fn whole(item: &FetchItem) -> bool {
+    match item {
+        FetchItem::BodySection { section, partial: None, .. } => section.part.is_empty() && section.text.is_none(),
+        FetchItem::Rfc822 => true,
+        _ => false,
+    }
+}
+
+impl Render {
+    /// Whether the responses need no byte of the messages but the one
+    /// whole message each carries: it can be sent from where it lies,
+    /// unread.
+    fn whole_only(&self) -> bool {
+        self.items.iter().filter(|item| whole(item)).count() == 1
+            && self.items.iter().all(|item| whole(item) || !needs_bytes(item))
+    }
 }
 
 /// Buffers of messages already written, for the read threads to read the
@@ -344,7 +381,7 @@ impl Buffers {
 /// threads, all cores at once, the next [`READ_AHEAD`] while this session
 /// writes the last to the client. Returns whether some message was gone,
 /// or the outcome that ended the command early.
-async fn stream_messages<S: AsyncWrite + Unpin>(
+async fn stream_messages<S: AsyncWrite + Unpin + DirectSocket>(
     stream: &mut S,
     server: &mut Server,
     store: &AnyStore,
@@ -366,25 +403,38 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
         batches.push(batch);
     }
     let buffers = Arc::new(Buffers::default());
+    // Large whole messages are sent from their files, unread, when the
+    // client's socket can take them so.
+    let read_below = if render.whole_only() && stream.socket().is_some() { SEND_FROM_FILE } else { u64::MAX };
     let read_ahead = |batch: Vec<(usize, Msg)>| {
         let (store, render, buffers) = (store.clone(), Arc::clone(&render), Arc::clone(&buffers));
         tokio::spawn(async move {
             let blobs = batch.iter().map(|(_, m)| m.blob.clone()).collect();
             store
-                .scan_blobs(blobs, move |n, raw| {
+                .scan_extents(blobs, read_below, move |n, blob| {
                     let (i, m) = &batch[n];
+                    let seq = *i as u32 + 1;
+                    let mut head = Vec::new();
                     // `None`: expunged, and its bytes reclaimed, before
                     // this session could announce it (RFC 9051 §7.5.1).
-                    let raw = raw?;
-                    let mut head = Vec::new();
-                    let raw_at = render.message(&mut head, *i as u32 + 1, m, raw.bytes(), None, true);
-                    Some(raw_at.map(|raw_at| match raw_at {
-                        Some(at) => {
-                            let tail = head.split_off(at);
+                    let rendered = match blob? {
+                        Scanned::Bytes(raw) => {
+                            let raw_at =
+                                render.message(&mut head, seq, m, raw.bytes(), None, Some(raw.bytes().len() as u64));
                             // The read thread's next read is most likely
                             // of the next message: a buffer that fits it.
                             let next = batch.get(n + 1).map_or(0, |(_, m)| m.size as usize);
-                            Rendered { head, raw: Some(raw.take(|| buffers.take(next))), tail }
+                            raw_at.map(|at| at.map(|at| (at, Raw::Bytes(raw.take(|| buffers.take(next))))))
+                        }
+                        Scanned::Extent(extent) => {
+                            let raw_at = render.message(&mut head, seq, m, &[], None, Some(extent.len()));
+                            raw_at.map(|at| at.map(|at| (at, Raw::Extent(extent))))
+                        }
+                    };
+                    Some(rendered.map(|raw| match raw {
+                        Some((at, raw)) => {
+                            let tail = head.split_off(at);
+                            Rendered { head, raw: Some(raw), tail }
                         }
                         None => Rendered { head, raw: None, tail: Vec::new() },
                     }))
@@ -408,14 +458,21 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
                 Some(Err(refused)) => return Ok(Err(refused.outcome())),
                 Some(Ok(Rendered { head, raw, tail })) => {
                     server.output_mut().extend_from_slice(&head);
-                    if let Some(raw) = raw {
-                        if raw.len() >= WRITE_DIRECT {
-                            write_output(stream, server).await?;
-                            write_bytes(stream, &raw).await?;
-                        } else {
-                            server.output_mut().extend_from_slice(&raw);
+                    match raw {
+                        Some(Raw::Bytes(raw)) => {
+                            if raw.len() >= WRITE_DIRECT {
+                                write_output(stream, server).await?;
+                                write_bytes(stream, &raw).await?;
+                            } else {
+                                server.output_mut().extend_from_slice(&raw);
+                            }
+                            buffers.give(raw);
                         }
-                        buffers.give(raw);
+                        Some(Raw::Extent(extent)) => {
+                            write_output(stream, server).await?;
+                            send_extent(stream, &extent).await?;
+                        }
+                        None => {}
                     }
                     server.output_mut().extend_from_slice(&tail);
                     if server.output_len() >= FLUSH_AT {
@@ -428,8 +485,21 @@ async fn stream_messages<S: AsyncWrite + Unpin>(
     Ok(Ok(missing))
 }
 
+/// Sends a message's bytes from its file: straight into the socket, or
+/// read and written where the stream has none (it has, whenever an
+/// extent is handed out; STARTTLS cannot come in the middle of a FETCH).
+async fn send_extent<S: AsyncWrite + Unpin + DirectSocket>(stream: &mut S, extent: &BlobExtent) -> io::Result<()> {
+    if let Some(socket) = stream.socket() {
+        return send_file(socket, extent.file(), extent.offset(), extent.len(), WRITE_TIMEOUT).await;
+    }
+    let len = usize::try_from(extent.len()).map_err(io::Error::other)?;
+    let mut bytes = vec![0; len];
+    std::os::unix::fs::FileExt::read_exact_at(extent.file(), &mut bytes, extent.offset())?;
+    write_bytes(stream, &bytes).await
+}
+
 impl Session<'_> {
-    pub(crate) async fn fetch<S: AsyncWrite + Unpin>(
+    pub(crate) async fn fetch<S: AsyncWrite + Unpin + DirectSocket>(
         &mut self,
         stream: &mut S,
         server: &mut Server,
@@ -557,7 +627,7 @@ impl Session<'_> {
                         Err(e) => return Ok(store_failure(&e)),
                     }
                 }
-                if let Err(refused) = render.message(server.output_mut(), i as u32 + 1, &m, &raw, envelope, false) {
+                if let Err(refused) = render.message(server.output_mut(), i as u32 + 1, &m, &raw, envelope, None) {
                     return Ok(refused.outcome());
                 }
                 if server.output_len() >= FLUSH_AT {

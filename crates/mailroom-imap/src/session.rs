@@ -22,6 +22,7 @@ use mailroom_imap_proto::response::{Code, Status};
 use mailroom_imap_proto::{Deferred, Event, Server, ServerConfig};
 use mailroom_services::auth::Login;
 use mailroom_services::net::{ReadOutcome, Shutdown, read_or_stop};
+use mailroom_services::sendfile::DirectSocket;
 use mailroom_services::tls::{MaybeTls, Security};
 use mailroom_store::{AccountRecord, ChangeEvent, ChangeKind, MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -45,7 +46,7 @@ const MAX_IN_FLIGHT: usize = 16;
 /// Output is written out once it grows past this.
 pub(crate) const FLUSH_AT: usize = 256 * 1024;
 /// How long a write may wait for a client that does not read.
-const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+pub(crate) const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What a finished session did, for its summary log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,7 @@ pub async fn run_session<S>(
 ) -> io::Result<SessionSummary>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    MaybeTls<S>: DirectSocket,
 {
     let config = ServerConfig {
         hostname: ctx.hostname.clone(),
@@ -295,7 +297,7 @@ impl Session<'_> {
     }
 
     /// Carries out one command; untagged data goes to the server's output.
-    async fn command<S: AsyncWrite + Unpin>(
+    async fn command<S: AsyncWrite + Unpin + DirectSocket>(
         &mut self,
         stream: &mut S,
         server: &mut Server,

@@ -12,6 +12,8 @@
 //! - [`dsn`]: delivery status notifications (RFC 3464).
 //! - [`message`]: small helpers over mail-parser (the header cache).
 //! - [`net`]: what every listener shares: connection limits and shutdown.
+//! - [`sendfile`]: stored message bytes sent to a plain TCP client straight
+//!   from the page cache.
 //! - [`submission`]: the rules of authenticated submission (sender
 //!   ownership, rate limit, `Date:` and `Message-ID:`) and the
 //!   [`submission::Outbound`] path that commits mail and wakes the queue.
@@ -31,5 +33,6 @@ pub mod dns;
 pub mod dsn;
 pub mod message;
 pub mod net;
+pub mod sendfile;
 pub mod submission;
 pub mod tls;

@@ -327,6 +327,66 @@ fn python_imaplib_session() {
 
 /// Runs curl -v with `args` for alice on `imap://HOST:PORT/path`; returns
 /// stdout and the verbose log.
+/// Fetches whole messages three ways and writes each literal to a file
+/// named `<uid>.<how>` in the directory given: `UID FETCH 1:* (UID
+/// BODY.PEEK[])` and `FETCH 1:* (RFC822)` (sent from where the bytes lie),
+/// and `UID FETCH 1:* (BODY.PEEK[] BODY.PEEK[HEADER])` (read first).
+const IMAPLIB_WHOLE: &str = r#"
+import imaplib, os, re, sys
+port, user, password, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+M = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+M.login(user, password)
+M.select("INBOX")
+def save(how, command, *args):
+    typ, data = command(*args)
+    if typ != "OK":
+        sys.exit(f"{how}: {typ} {data}")
+    for item in data:
+        if isinstance(item, tuple):
+            uid = re.search(rb"UID (\d+)", item[0]) or re.match(rb"(\d+) ", item[0])
+            open(os.path.join(out, f"{int(uid.group(1))}.{how}"), "wb").write(item[1])
+save("peek", M.uid, "FETCH", "1:*", "(UID BODY.PEEK[])")
+save("rfc822", M.fetch, "1:*", "(RFC822)")
+save("mixed", M.uid, "FETCH", "1:*", "(BODY.PEEK[HEADER] UID BODY.PEEK[])")
+M.logout()
+"#;
+
+/// Whole messages of every size (kept in packs, or in files of their own
+/// past 256 KiB), many in one FETCH so that they stream, arrive byte for
+/// byte over plain TCP, whichever way the server sends them.
+#[test]
+fn whole_messages_of_every_size_fetched_byte_for_byte() {
+    if !require_tool("python3") {
+        return;
+    }
+    let server = server();
+    let sizes = [300, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 40_000, 100_000, 262_000, 300_000, 1 << 20, 5000];
+    for (n, size) in sizes.iter().enumerate() {
+        let mut m =
+            format!("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: size {n}\r\n\r\n").into_bytes();
+        let mut line = 0;
+        while m.len() < *size {
+            m.extend_from_slice(format!("{n:02}-{line:06} the quick brown fox jumps over the lazy dog\r\n").as_bytes());
+            line += 1;
+        }
+        send_mail(server.addr, BOB, ALICE, &m);
+    }
+    let stored = mailbox(&server, ALICE, "INBOX");
+    assert_eq!(stored.len(), sizes.len());
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", IMAPLIB_WHOLE]).arg(server.imap_addr().port().to_string()).args([ALICE, ALICE_PW]).arg(out.path());
+    let run = run_with_timeout(cmd, b"", TOOL_TIMEOUT);
+    assert!(run.status.success(), "imaplib failed ({:?}): {}\n{}", run.status, show(&run.stderr), show(&run.stdout));
+    for (n, (record, bytes)) in stored.iter().enumerate() {
+        for how in ["peek", "rfc822", "mixed"] {
+            let name = format!("{}.{how}", if how == "rfc822" { n as u32 + 1 } else { record.uid.get() });
+            let got = std::fs::read(out.path().join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(got == *bytes, "{name}: {} octets fetched, {} stored", got.len(), bytes.len());
+        }
+    }
+}
+
 fn curl(server: &InProcess, path: &str, args: &[&str]) -> (Vec<u8>, String) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-v", "--max-time", "15", "-u", &format!("{ALICE}:{ALICE_PW}")])
