@@ -378,9 +378,12 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// Deletes blob files in the newest `shards` shard directories that no
     /// message references: what a crash left between writing a blob and
-    /// committing its rows. Only for a server starting up, holding the
-    /// data directory's lock, before it accepts anything (a blob being
-    /// written has no row yet either). Returns how many were deleted.
+    /// committing its rows; and frees the regions of pack files no message
+    /// references (a crash, or another process's deletions). Only for a
+    /// server starting up, holding the data directory's lock, before it
+    /// accepts anything (a blob being written has no row yet either): from
+    /// then on, this handle's process frees the space of what is deleted.
+    /// Returns how many files and regions were freed.
     fn sweep_orphan_blobs(&self, shards: usize) -> impl Future<Output = Result<usize>> + Send;
 
     /// Reads a message's raw bytes into `buf` (replacing its contents, so a

@@ -18,20 +18,24 @@
 //! out of its pack (`fallocate` PUNCH_HOLE: the file keeps its size, the
 //! blocks are freed), but only when no reader that could have looked it up
 //! before the deletion is still reading ([`ReadGuard`]): a FETCH that found
-//! an extent may send it seconds later, and must never send zeros. Bytes
-//! no committed row points at (a crash between append and commit, a failed
-//! write, a punch a crash prevented) are freed by [`Packs::sweep`] when a
-//! server starts.
+//! an extent may send it seconds later, and must never send zeros. Only
+//! the server punches (the process that swept at start, [`Packs::sweep`]):
+//! another process (an admin command deleting an account) cannot see the
+//! server's readers, so what it frees waits for the server's next sweep.
+//! Bytes no committed row points at (a crash between append and commit, a
+//! failed write, a punch a crash prevented) are freed by that sweep.
 //!
 //! Each process appends to packs of its own: its first append creates the
 //! next unused number, and a pack takes no more appends past [`PACK_MAX`].
-//! Extents never move.
+//! It holds a lock on each (`flock`) while it lives, so that a sweep never
+//! touches a pack another process may still append to. Extents never move.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// A pack takes no more appends once it holds this many octets.
@@ -60,6 +64,10 @@ pub(crate) struct Packs {
     /// Packs appended to since the last [`Packs::sync`].
     dirty: Mutex<Vec<(u32, Arc<File>)>>,
     epochs: Mutex<Epochs>,
+    /// Whether this process frees extents ([`Packs::reclaim`]).
+    reclaims: AtomicBool,
+    /// [`PACK_MAX`], but in tests.
+    max: u64,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +118,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Packs {
     /// The packs under `root`, created if missing. Opens no pack yet.
     pub(crate) fn open(root: PathBuf) -> io::Result<Packs> {
+        Packs::with_max(root, PACK_MAX)
+    }
+
+    fn with_max(root: PathBuf, max: u64) -> io::Result<Packs> {
         fs::create_dir_all(&root)?;
         Ok(Packs {
             root,
@@ -117,6 +129,8 @@ impl Packs {
             appending: Mutex::new(Appending::default()),
             dirty: Mutex::new(Vec::new()),
             epochs: Mutex::new(Epochs::default()),
+            reclaims: AtomicBool::new(false),
+            max,
         })
     }
 
@@ -142,7 +156,7 @@ impl Packs {
         let (pack, file, offset) = {
             let mut appending = lock(&self.appending);
             let full = match &appending.current {
-                Some((_, _, at)) => *at > 0 && *at + len > PACK_MAX,
+                Some((_, _, at)) => *at > 0 && *at + len > self.max,
                 None => true,
             };
             if full {
@@ -180,6 +194,8 @@ impl Packs {
                 Err(e) => return Err(e),
             }
         };
+        // A new file: nobody else holds it.
+        file.try_lock().map_err(io::Error::from)?;
         File::open(&self.root)?.sync_all()?;
         let file = Arc::new(file);
         self.open.write().unwrap_or_else(PoisonError::into_inner).insert(number, Arc::clone(&file));
@@ -227,9 +243,19 @@ impl Packs {
         ReadGuard { packs: Arc::clone(self), epoch }
     }
 
+    /// From now on, this process punches out what it frees: it is the
+    /// server, whose readers are the only ones.
+    pub(crate) fn reclaim(&self) {
+        self.reclaims.store(true, Ordering::Relaxed);
+    }
+
     /// Takes extents whose rows a commit deleted, and punches out every
-    /// freed extent no reader can still be using.
+    /// freed extent no reader can still be using. In a process that does
+    /// not [`Packs::reclaim`], they are left to the server's next sweep.
     pub(crate) fn free(&self, extents: Vec<Extent>) {
+        if !self.reclaims.load(Ordering::Relaxed) {
+            return;
+        }
         let punch: Vec<Extent> = {
             let mut epochs = lock(&self.epochs);
             if !extents.is_empty() {
@@ -266,9 +292,17 @@ impl Packs {
     /// after the last, and a pack with none at all. For a server starting
     /// up, before it serves anyone. Returns how many regions were freed.
     pub(crate) fn sweep(&self, mut extents: impl FnMut(u32) -> io::Result<Vec<(u64, u64)>>) -> io::Result<usize> {
+        self.reclaim();
         let own = lock(&self.appending).own.clone();
         let mut freed = 0;
         for pack in self.numbers()?.into_iter().filter(|n| !own.contains(n)) {
+            let file = OpenOptions::new().write(true).open(self.path(pack))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                // Another process is appending to it.
+                Err(fs::TryLockError::WouldBlock) => continue,
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
             let mut used = extents(pack)?;
             if used.is_empty() {
                 self.open.write().unwrap_or_else(PoisonError::into_inner).remove(&pack);
@@ -277,7 +311,6 @@ impl Packs {
                 continue;
             }
             used.sort_unstable();
-            let file = OpenOptions::new().write(true).open(self.path(pack))?;
             let mut end: u64 = 0;
             for (offset, len) in used {
                 // Only whole blocks can be freed; the rest of a gap shares
@@ -351,12 +384,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_pack_takes_no_more_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::with_max(dir.path().join("packs"), 100).unwrap();
+        let places: Vec<(u32, u64)> = [60, 40, 1, 150, 10]
+            .iter()
+            .map(|&n| packs.append(&vec![b'x'; n]).unwrap())
+            .map(|e| (e.pack, e.offset))
+            .collect();
+        // A message larger than a pack still goes whole into a new one.
+        assert_eq!(places, [(1, 0), (1, 60), (2, 0), (3, 0), (4, 0)]);
+        assert_eq!(lock(&packs.dirty).len(), 4);
+        packs.sync().unwrap();
+        assert_eq!(lock(&packs.appending).own, [1, 2, 3, 4]);
+    }
+
+    #[test]
     fn freed_extents_wait_for_readers_that_could_have_found_them() {
         let dir = tempfile::tempdir().unwrap();
         let packs = Arc::new(Packs::open(dir.path().join("packs")).unwrap());
         let body = vec![b'a'; 64 * 1024];
         let e = packs.append(&body).unwrap();
+        let f = packs.append(&body).unwrap();
         packs.sync().unwrap();
+        // Not the server: what it frees waits for the server's sweep.
+        packs.free(vec![f]);
+        assert_eq!(read(&packs, f), body);
+        packs.reclaim();
         let reader = packs.guard();
         packs.free(vec![e]);
         assert_eq!(read(&packs, e), body, "a reader from before the deletion still reads the bytes");
@@ -385,6 +439,8 @@ mod tests {
             crashed.sync().unwrap();
             ((kept, kept2), lost)
         };
+        let live = Packs::open(root.clone()).unwrap();
+        let appending = live.append(b"not committed yet").unwrap();
         let packs = Packs::open(root.clone()).unwrap();
         let own = packs.append(b"this process's own").unwrap();
         let rows = [kept.0, kept.1];
@@ -399,6 +455,7 @@ mod tests {
         assert_eq!(fs::metadata(packs.path(1)).unwrap().len(), kept.1.offset + kept.1.len);
         assert!(!packs.path(2).exists());
         assert!(packs.path(own.pack).exists(), "its own pack is left alone");
+        assert_eq!(read(&packs, appending), b"not committed yet", "so is a pack another process appends to");
         // A second sweep finds nothing more.
         let again = packs
             .sweep(|pack| Ok(rows.iter().filter(|e| e.pack == pack).map(|e| (e.offset, e.len)).collect()))

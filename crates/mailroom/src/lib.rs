@@ -66,7 +66,7 @@ pub async fn claim_data_dir(config: &Config, store: &AnyStore) -> anyhow::Result
     // A crash can only have left blobs in the newest shards (one per hour).
     let swept = store.sweep_orphan_blobs(2).await.context("cannot sweep orphaned message files")?;
     if swept > 0 {
-        info!(swept, "removed message files left unfinished by a crash");
+        info!(swept, "freed message files and pack regions nothing references");
     }
     Ok(DataDirLock { _file: file })
 }
