@@ -177,6 +177,29 @@ fn new_message(content: NewContent, size: u64, subject: &str) -> NewMessage {
     }
 }
 
+/// Delivers `count` messages to `account`, message `i` with the subject
+/// `subject(i)`, every `file_every`th (from the third) in a blob file and
+/// the rest inline; returns their blob ids in order.
+async fn deliver_mixed<S: MailStore>(
+    store: &S,
+    account: AccountId,
+    count: usize,
+    file_every: usize,
+    subject: impl Fn(usize) -> String,
+) -> Vec<BlobId> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let m = if i % file_every == 3 % file_every {
+            file_message(store, &subject(i))
+        } else {
+            message(store, &subject(i))
+        };
+        ids.push(m.content.blob().clone());
+        store.deliver(&m, &[account]).await.expect("deliver");
+    }
+    ids
+}
+
 /// The raw bytes of blob `id`, or `None` once it is gone.
 async fn read<S: MailStore>(store: &S, id: &BlobId) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
@@ -794,16 +817,7 @@ pub async fn scan_blobs_visits_each_in_order(open: &impl OpenStore) {
     add_domain(&store, "scan.test").await;
     let a = add_account(&store, "a@scan.test").await;
     let inbox_a = inbox(&store, a).await.id;
-    let mut ids = Vec::new();
-    for i in 0..100 {
-        let m = if i % 10 == 3 {
-            file_message(&store, &format!("scan {i}"))
-        } else {
-            message(&store, &format!("scan {i}"))
-        };
-        ids.push(m.content.blob().clone());
-        store.deliver(&m, &[a]).await.expect("deliver");
-    }
+    let ids = deliver_mixed(&store, a, 100, 10, |i| format!("scan {i}")).await;
     let gone = store.messages(inbox_a).await.expect("list")[50].uid;
     store.expunge(inbox_a, &[gone]).await.expect("expunge");
     barrier(&store, inbox_a).await;
@@ -832,16 +846,7 @@ pub async fn scan_extents_locates_or_reads(open: &impl OpenStore) {
     add_domain(&store, "extents.test").await;
     let a = add_account(&store, "a@extents.test").await;
     let inbox_a = inbox(&store, a).await.id;
-    let mut ids = Vec::new();
-    for i in 0..20 {
-        let m = if i % 5 == 2 {
-            file_message(&store, &format!("extent {i:02}"))
-        } else {
-            message(&store, &format!("extent {i:02}"))
-        };
-        ids.push(m.content.blob().clone());
-        store.deliver(&m, &[a]).await.expect("deliver");
-    }
+    let ids = deliver_mixed(&store, a, 20, 5, |i| format!("extent {i:02}")).await;
     let expected = |i: usize| format!("Subject: extent {i:02}\r\n\r\nHello.\r\n").into_bytes();
     let size = expected(0).len() as u64;
     for read_below in [size + 1, size, 0] {
