@@ -1,5 +1,5 @@
 //! The blob store: one file per large raw message under `data_dir/blobs/`
-//! (small ones are stored inline, see [`crate::NewContent`]).
+//! (small ones are appended to pack files, see [`crate::NewContent`]).
 //!
 //! Layout: `blobs/<shard>/<name>`, where the shard is the hour bucket encoded
 //! in the [`BlobId`]. A blob is written by a [`BlobWriter`], fsync'd by

@@ -5,7 +5,7 @@
 //! commit that takes the WAL past 1000 pages, on the committing connection:
 //! here the writer thread, so every delivery waiting for the next batch
 //! would wait for the copy and its fsync too (milliseconds, several times a
-//! second under load, with small messages stored inline).
+//! second under load).
 //!
 //! Instead the writer's WAL hook only wakes a checkpoint thread, which
 //! checkpoints `PASSIVE` (never blocking the writer or readers) on its own

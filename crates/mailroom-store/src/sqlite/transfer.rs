@@ -2,9 +2,10 @@
 //! messages, and the reads of CONDSTORE/QRESYNC (RFC 7162) and SELECT.
 //!
 //! Implementation notes:
-//! - A copy shares its source's blob (inline row or file); nothing is read
-//!   or written but the `messages` row, copied by `INSERT ... SELECT`. The
-//!   blob goes only when its last row does, which the writer checks.
+//! - A copy shares its source's blob (pack extent, row or file); nothing
+//!   is read or written but the `messages` row, copied by `INSERT ...
+//!   SELECT`. The blob goes only when its last row does, which the writer
+//!   checks.
 //! - The copies of one call take consecutive UIDs from the destination's
 //!   `uid_next`, in ascending source UID order (RFC 4315 §3 pairs them up
 //!   in that order), and one new modseq, whatever their number.
